@@ -1,0 +1,51 @@
+# CAAS: the two commands a newcomer needs are `make up` and `make test`.
+# Everything downloaded or built is cached under ~/.cache/caas (override with CAAS_CACHE_DIR).
+
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/caas
+export CARGO_TARGET_DIR ?= $(CACHE)/target
+STACK := infra/local/stack.sh
+
+.PHONY: up down status logs test lint fmt unit reset infra install docs
+
+## up: install what is missing, build, start the stack and every service, print the URLs
+up:
+	@$(STACK) up
+
+## down: stop everything `make up` started (data is kept; `make reset` wipes it)
+down:
+	@$(STACK) down
+
+## status: what runs where and whether it is ready (exit 1 when something is not)
+status:
+	@$(STACK) status
+
+## logs: follow every log (make logs PART=kafka for one)
+logs:
+	@$(STACK) logs $(PART)
+
+## reset: stop everything and wipe the local state folder
+reset:
+	@$(STACK) reset
+
+## install: only install the local stack's parts (Kafka, registry, SecantusDB, Redis)
+install:
+	@$(STACK) install
+
+## test: start the stack if needed, then formatting, lints and every test against it
+test: up lint
+	cargo test --workspace --no-fail-fast
+	@bash tests/system/run.sh
+
+## lint: cargo fmt --check and clippy with warnings as errors
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+## fmt: format the code
+fmt:
+	cargo fmt --all
+
+## docs: regenerate topics/README.md and topics/asyncapi.yaml from the catalogue
+docs:
+	cargo run --quiet -p caasctl -- topics docs

@@ -1,0 +1,31 @@
+//! `caasctl`: the command-line tool ops and CI use against a CAAS deployment.
+//!
+//! - `caasctl probe <part>`: ask Kafka, the registry, MongoDB or Redis a real question; exit 0
+//!   when it answers (the local stack's readiness checks use this).
+//! - `caasctl topics ...` / `caasctl schemas ...`: apply and document the topic catalogue and
+//!   the Avro contracts.
+
+mod probe;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "caasctl", version, about = "Operate a CAAS deployment")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check that one part of the stack answers a real request.
+    Probe(probe::ProbeArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Probe(arguments) => probe::run(arguments).await,
+    }
+}

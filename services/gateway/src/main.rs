@@ -1,0 +1,10 @@
+//! The `caas-gateway` binary: read the configuration, start telemetry, run until SIGINT/SIGTERM.
+
+use caas_runtime::{shutdown_token, telemetry, Env};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = caas_gateway::Config::from_env(&Env::from_process())?;
+    telemetry::init(caas_gateway::SERVICE, &config.common);
+    caas_gateway::run(config, shutdown_token(), |_| {}).await
+}

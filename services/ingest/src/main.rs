@@ -1,0 +1,10 @@
+//! The `caas-ingest` binary: read the configuration, start telemetry, run until SIGINT/SIGTERM.
+
+use caas_runtime::{shutdown_token, telemetry, Env};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = caas_ingest::Config::from_env(&Env::from_process())?;
+    telemetry::init(caas_ingest::SERVICE, &config.common);
+    caas_ingest::run(config, shutdown_token(), |_| {}).await
+}

@@ -1,0 +1,10 @@
+//! The `caas-presence` binary: read the configuration, start telemetry, run until SIGINT/SIGTERM.
+
+use caas_runtime::{shutdown_token, telemetry, Env};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = caas_presence::Config::from_env(&Env::from_process())?;
+    telemetry::init(caas_presence::SERVICE, &config.common);
+    caas_presence::run(config, shutdown_token(), |_| {}).await
+}
