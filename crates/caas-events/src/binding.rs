@@ -11,6 +11,14 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 
+use crate::resolve::Names;
+
+/// The most one length field in a record may ask the Avro decoder to allocate. Records on our
+/// topics are at most a few MiB (WhatsApp webhooks are at most 3 MB), so a larger length is a
+/// corrupt or hostile record; without this bound it could make the decoder allocate 512 MiB.
+/// `apache-avro` keeps this process-wide and takes the first value set.
+pub const MAX_ALLOCATION_BYTES: usize = 64 * 1024 * 1024;
+
 /// Parses a schema embedded in the binary. The schema tests guarantee every embedded schema
 /// parses, so a failure here is a build defect, not a runtime condition.
 pub(crate) fn parse_embedded(file: &str, json: &str) -> Schema {
@@ -37,12 +45,14 @@ pub struct SchemaBinding {
     fingerprint: u64,
     writer: GenericDatumWriter<'static>,
     reader: GenericDatumReader<'static>,
+    names: Names<'static>,
 }
 
 impl SchemaBinding {
     /// Builds the reader and writer for `schema`. Panics if the schema's names don't resolve,
     /// which cannot happen for a schema that parsed (the parser resolves them).
     pub(crate) fn new(schema: &'static Schema) -> Self {
+        apache_avro::util::max_allocation_bytes(MAX_ALLOCATION_BYTES);
         let writer = GenericDatumWriter::builder(schema)
             .human_readable(false)
             .build()
@@ -56,6 +66,7 @@ impl SchemaBinding {
             fingerprint: canonical_fingerprint(schema),
             writer,
             reader,
+            names: Names::of(schema),
         }
     }
 
@@ -75,6 +86,10 @@ impl SchemaBinding {
 
     pub(crate) fn reader(&self) -> &GenericDatumReader<'static> {
         &self.reader
+    }
+
+    pub(crate) fn names(&self) -> &Names<'static> {
+        &self.names
     }
 }
 

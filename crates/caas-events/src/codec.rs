@@ -124,7 +124,9 @@ impl Codec {
                 url: format!("{}/subjects/{subject}", registry.base_url()),
                 status: 404,
                 error_code: Some(40403),
-                message: "schema not registered and auto_register is off; run `caasctl schemas apply`".to_string(),
+                message:
+                    "schema not registered and auto_register is off; run `caasctl schemas apply`"
+                        .to_string(),
             }));
         }
         let id = registry

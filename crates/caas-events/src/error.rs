@@ -131,7 +131,9 @@ pub enum DecodeError {
         source: apache_avro::Error,
     },
     /// The body decoded but bytes were left over, so the id and the body do not belong together.
-    #[error("record body has {trailing} bytes left after decoding with writer schema {id} as {record}")]
+    #[error(
+        "record body has {trailing} bytes left after decoding with writer schema {id} as {record}"
+    )]
     TrailingBytes {
         /// The writer schema id.
         id: u32,
@@ -142,15 +144,14 @@ pub enum DecodeError {
     },
     /// The writer schema cannot be read as this event type (not the same record, or not a
     /// compatible version of it).
-    #[error("writer schema {id} cannot be read as {record}: {source}")]
+    #[error("writer schema {id} cannot be read as {record}: {reason}")]
     SchemaMismatch {
         /// The writer schema id.
         id: u32,
         /// The Avro record name expected.
         record: &'static str,
         /// What schema resolution reported.
-        #[source]
-        source: apache_avro::Error,
+        reason: String,
     },
     /// The header does not match the writer schema given to a pure decoding function.
     #[error("record names schema id {found}, but writer schema {expected} was given")]

@@ -19,8 +19,21 @@
 //!   e.g. Apicurio's `/apis/ccompat/v7`). Subject ids and writer schemas are fetched once and
 //!   cached; the registry is never called per record.
 //!
+//! Decoding takes one of two paths. A record written with our own schema (same canonical form)
+//! is deserialized straight from the bytes. A record written with another version is decoded
+//! with its writer schema and resolved to ours by the Avro rules (fields by name with the
+//! reader's defaults, union branches and enum symbols by name, unknown symbols to the enum's
+//! default), so both older and newer producers' records decode. The second path costs about ten
+//! times the first.
+//!
 //! Decoding errors say whether the record is poison ([`DecodeError::is_poison`]: send it to the
-//! DLQ) or the failure is transient (registry unreachable: retry).
+//! DLQ) or the failure is transient (registry unreachable: retry). A length field can make the
+//! decoder allocate at most [`MAX_ALLOCATION_BYTES`].
+//!
+//! Evolution under FULL_TRANSITIVE: add fields only with defaults; never add a branch to a
+//! union (the `content` union included: unknown provider messages go to `Unsupported`); new enum
+//! symbols only for enums that have a default symbol (`unknown` in the conversation, presence
+//! and campaign event kinds); every other enum is closed.
 //!
 //! ```
 //! use caas_events::model::{Channel, Content, InboundMessage, Text};
@@ -57,10 +70,11 @@ mod event;
 pub mod keys;
 pub mod model;
 mod registry;
+mod resolve;
 pub mod topics;
 pub mod wire;
 
-pub use binding::{SchemaBinding, WriterSchema};
+pub use binding::{SchemaBinding, WriterSchema, MAX_ALLOCATION_BYTES};
 pub use codec::{Codec, CodecOptions};
 pub use error::{DecodeError, EncodeError, RegistryError};
 pub use event::{Contract, Event, CONTRACTS};

@@ -61,7 +61,10 @@ mod tests {
 
     #[test]
     fn value_subject_follows_topic_name_strategy() {
-        assert_eq!(value_subject(OUTBOUND_COMMANDS), "outbound.commands.v1-value");
+        assert_eq!(
+            value_subject(OUTBOUND_COMMANDS),
+            "outbound.commands.v1-value"
+        );
     }
 
     #[test]

@@ -69,10 +69,7 @@ pub fn split(bytes: &[u8]) -> Result<(u32, &[u8]), DecodeError> {
     }
     if bytes.len() < HEADER_LEN {
         return Err(DecodeError::NotFramed {
-            reason: format!(
-                "{} bytes are too short for the 5-byte header",
-                bytes.len()
-            ),
+            reason: format!("{} bytes are too short for the 5-byte header", bytes.len()),
         });
     }
     let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
@@ -112,7 +109,7 @@ pub fn decode_body<E: Event>(writer: &WriterSchema, body: &[u8]) -> Result<E, De
             })?
     } else {
         let value = decode_value(writer, &mut remaining, E::RECORD_NAME)?;
-        resolve::<E>(writer.id(), value)?
+        resolve::<E>(writer, value)?
     };
     if !remaining.is_empty() {
         return Err(DecodeError::TrailingBytes {
@@ -145,14 +142,22 @@ fn decode_value(
 }
 
 /// Resolves a value written with another schema to `E`'s schema, then into `E`.
-fn resolve<E: Event>(id: u32, value: Value) -> Result<E, DecodeError> {
-    let mismatch = |source| DecodeError::SchemaMismatch {
-        id,
+fn resolve<E: Event>(writer: &WriterSchema, value: Value) -> Result<E, DecodeError> {
+    let mismatch = |reason: String| DecodeError::SchemaMismatch {
+        id: writer.id(),
         record: E::RECORD_NAME,
-        source,
+        reason,
     };
-    let resolved = value.resolve(E::schema()).map_err(mismatch)?;
-    apache_avro::from_value::<E>(&resolved).map_err(mismatch)
+    let binding = E::binding();
+    let resolved = crate::resolve::resolve(
+        value,
+        writer.schema(),
+        &crate::resolve::Names::of(writer.schema()),
+        binding.schema(),
+        binding.names(),
+    )
+    .map_err(mismatch)?;
+    apache_avro::from_value::<E>(&resolved).map_err(|error| mismatch(error.to_string()))
 }
 
 #[cfg(test)]

@@ -90,6 +90,9 @@ impl KafkaConfig {
             property("enable.idempotence", "true"),
             property("acks", "all"),
             property("compression.type", "lz4"),
+            // The Java client's partitioner (murmur2), so a conversation key lands on the same
+            // partition whether we or an integrator's Java/Python client produced it.
+            property("partitioner", "murmur2_random"),
             property("linger.ms", &self.linger.as_millis().to_string()),
             property("message.timeout.ms", &send_timeout_ms.to_string()),
             // A request may not outlive the record it carries.
@@ -98,7 +101,11 @@ impl KafkaConfig {
                 &send_timeout_ms.min(30_000).to_string(),
             ),
         ]);
-        properties.extend(self.extra.iter().map(|(key, value)| (key.clone(), value.clone())));
+        properties.extend(
+            self.extra
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone())),
+        );
         Ok(properties)
     }
 }
@@ -109,7 +116,11 @@ impl fmt::Debug for KafkaConfig {
             .extra
             .iter()
             .map(|(key, value)| {
-                let shown = if looks_secret(key) { "***" } else { value.as_str() };
+                let shown = if looks_secret(key) {
+                    "***"
+                } else {
+                    value.as_str()
+                };
                 (key.as_str(), shown)
             })
             .collect();
@@ -219,7 +230,10 @@ impl ConsumerConfig {
         if self.topics.is_empty() || self.topics.iter().any(|topic| topic.trim().is_empty()) {
             return Err(ClientError::InvalidConfig {
                 field: "topics",
-                reason: format!("need at least one non-empty topic name, got {:?}", self.topics),
+                reason: format!(
+                    "need at least one non-empty topic name, got {:?}",
+                    self.topics
+                ),
             });
         }
         if let Some(topic) = self.topics.iter().find(|topic| topic.ends_with(".dlq")) {
@@ -334,6 +348,7 @@ mod tests {
         assert_eq!(lookup(&properties, "enable.idempotence"), Some("true"));
         assert_eq!(lookup(&properties, "acks"), Some("all"));
         assert_eq!(lookup(&properties, "compression.type"), Some("lz4"));
+        assert_eq!(lookup(&properties, "partitioner"), Some("murmur2_random"));
         assert_eq!(lookup(&properties, "linger.ms"), Some("5"));
         assert_eq!(lookup(&properties, "message.timeout.ms"), Some("5000"));
         assert_eq!(lookup(&properties, "request.timeout.ms"), Some("5000"));
@@ -343,7 +358,10 @@ mod tests {
     fn the_consumer_stores_offsets_itself_and_rebalances_cooperatively() {
         let config = ConsumerConfig::new(KafkaConfig::new("b:9092"), "caas-logger", ["t.v1"]);
         let properties = config.consumer_properties().unwrap();
-        assert_eq!(lookup(&properties, "enable.auto.offset.store"), Some("false"));
+        assert_eq!(
+            lookup(&properties, "enable.auto.offset.store"),
+            Some("false")
+        );
         assert_eq!(lookup(&properties, "enable.auto.commit"), Some("true"));
         assert_eq!(
             lookup(&properties, "partition.assignment.strategy"),
@@ -386,11 +404,23 @@ mod tests {
     #[test]
     fn empty_names_and_dlq_subscriptions_are_refused_with_the_field() {
         let empty_group = ConsumerConfig::new(KafkaConfig::new("b:9092"), " ", ["t"]);
-        assert!(empty_group.validate().unwrap_err().to_string().contains("group_id"));
+        assert!(empty_group
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("group_id"));
         let no_topics = ConsumerConfig::new(KafkaConfig::new("b:9092"), "g", Vec::<String>::new());
-        assert!(no_topics.validate().unwrap_err().to_string().contains("topics"));
+        assert!(no_topics
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("topics"));
         let dlq = ConsumerConfig::new(KafkaConfig::new("b:9092"), "g", ["t.dlq"]);
-        assert!(dlq.validate().unwrap_err().to_string().contains("dead-letter"));
+        assert!(dlq
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("dead-letter"));
         let no_bootstrap = ConsumerConfig::new(KafkaConfig::new(""), "g", ["t"]);
         assert!(no_bootstrap
             .validate()

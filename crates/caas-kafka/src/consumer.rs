@@ -252,7 +252,11 @@ impl<H: Handler> Worker<'_, H> {
                     // A panic is a bug triggered by this record: dead-letter it rather than
                     // crash-looping on it; the DLQ keeps it for a replay after the fix.
                     let reason = format!("handler panicked: {}", panic_message(panic.as_ref()));
-                    tracing::error!(attempts, reason, "handler panicked; dead-lettering the record");
+                    tracing::error!(
+                        attempts,
+                        reason,
+                        "handler panicked; dead-lettering the record"
+                    );
                     return self.dead_letter(record, &reason, attempts, "panic").await;
                 }
             };
@@ -262,10 +266,6 @@ impl<H: Handler> Worker<'_, H> {
                     return self.dead_letter(record, &reason, attempts, "poison").await;
                 }
                 HandlerError::Retryable(reason) => {
-                    metrics()
-                        .records_processed
-                        .with_label_values(&[&record.topic, group, outcome::RETRY])
-                        .inc();
                     if attempts > self.config.max_retries {
                         let reason =
                             format!("retries exhausted after {attempts} attempts: {reason}");
@@ -274,6 +274,10 @@ impl<H: Handler> Worker<'_, H> {
                             .dead_letter(record, &reason, attempts, "retries_exhausted")
                             .await;
                     }
+                    metrics()
+                        .records_processed
+                        .with_label_values(&[&record.topic, group, outcome::RETRY])
+                        .inc();
                     let delay = backoff.delay(attempts, jitter_unit());
                     tracing::warn!(
                         attempts,
@@ -396,8 +400,7 @@ mod tests {
     fn panic_messages_are_readable() {
         let from_str = std::panic::catch_unwind(|| panic!("static text")).unwrap_err();
         assert_eq!(panic_message(from_str.as_ref()), "static text");
-        let from_string =
-            std::panic::catch_unwind(|| panic!("formatted {}", 42)).unwrap_err();
+        let from_string = std::panic::catch_unwind(|| panic!("formatted {}", 42)).unwrap_err();
         assert_eq!(panic_message(from_string.as_ref()), "formatted 42");
         let other = std::panic::catch_unwind(|| std::panic::panic_any(7_u8)).unwrap_err();
         assert_eq!(panic_message(other.as_ref()), "a non-string panic payload");

@@ -71,7 +71,9 @@ pub fn dead_letter(record: &Record, failure: &Failure<'_>) -> OutboundRecord {
     dlq_headers.extend([
         (
             headers::ERROR.to_string(),
-            truncate_utf8(failure.reason, MAX_REASON_BYTES).as_bytes().to_vec(),
+            truncate_utf8(failure.reason, MAX_REASON_BYTES)
+                .as_bytes()
+                .to_vec(),
         ),
         (
             headers::ORIGINAL_TOPIC.to_string(),
@@ -205,8 +207,14 @@ mod tests {
             header(&outbound, headers::ORIGINAL_TOPIC),
             vec![b"inbound.messages.v1".as_slice()]
         );
-        assert_eq!(header(&outbound, headers::ORIGINAL_PARTITION), vec![b"1".as_slice()]);
-        assert_eq!(header(&outbound, headers::ORIGINAL_OFFSET), vec![b"42".as_slice()]);
+        assert_eq!(
+            header(&outbound, headers::ORIGINAL_PARTITION),
+            vec![b"1".as_slice()]
+        );
+        assert_eq!(
+            header(&outbound, headers::ORIGINAL_OFFSET),
+            vec![b"42".as_slice()]
+        );
         assert_eq!(header(&outbound, headers::ATTEMPTS), vec![b"3".as_slice()]);
         assert_eq!(
             header(&outbound, headers::FAILED_AT),

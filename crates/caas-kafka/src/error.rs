@@ -55,7 +55,9 @@ pub enum ProduceError {
     },
     /// The local producer queue stayed full for the whole enqueue timeout: the broker is slow or
     /// unreachable.
-    #[error("the local kafka producer queue is full; {topic} is not accepting records fast enough")]
+    #[error(
+        "the local kafka producer queue is full; {topic} is not accepting records fast enough"
+    )]
     QueueFull {
         /// The destination topic.
         topic: String,

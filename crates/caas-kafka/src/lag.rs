@@ -100,7 +100,8 @@ fn measure(
     let committed = consumer.committed_offsets(assignment, timeout)?;
     let mut lags = Vec::with_capacity(committed.count());
     for element in committed.elements() {
-        let (low, high) = consumer.fetch_watermarks(element.topic(), element.partition(), timeout)?;
+        let (low, high) =
+            consumer.fetch_watermarks(element.topic(), element.partition(), timeout)?;
         let committed_offset = match element.offset() {
             Offset::Offset(offset) if offset >= 0 => Some(offset),
             _ => None,

@@ -37,5 +37,5 @@ pub use error::{ClientError, HandlerError, ProduceError};
 pub use producer::{Delivery, Producer};
 pub use record::{OutboundRecord, Record};
 pub use retry::Backoff;
-pub use traceparent::{TraceParent, TraceParentError, TRACEPARENT_HEADER};
 pub use tokio_util::sync::CancellationToken;
+pub use traceparent::{TraceParent, TraceParentError, TRACEPARENT_HEADER};

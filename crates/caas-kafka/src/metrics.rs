@@ -18,7 +18,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 pub mod outcome {
     /// The handler succeeded; the offset was stored.
     pub const OK: &str = "ok";
-    /// The handler returned a retryable error; counted once per failed attempt.
+    /// The handler returned a retryable error and a retry was scheduled; counted per retry.
     pub const RETRY: &str = "retry";
     /// The record was produced to the DLQ; the offset was stored.
     pub const DLQ: &str = "dlq";
@@ -49,7 +49,7 @@ pub fn metrics() -> &'static KafkaMetrics {
     static METRICS: LazyLock<KafkaMetrics> = LazyLock::new(|| KafkaMetrics {
         records_processed: register_int_counter_vec!(
             "caas_kafka_records_processed_total",
-            "Consumed records by outcome: ok, retry (per failed attempt), dlq.",
+            "Consumed records by outcome: ok, retry (per scheduled retry), dlq.",
             &["topic", "group", "outcome"]
         )
         .expect("register caas_kafka_records_processed_total"),

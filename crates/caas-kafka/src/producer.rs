@@ -94,8 +94,8 @@ impl Producer {
     /// Hand the record to librdkafka, waiting (up to the send timeout) while its queue is full.
     async fn enqueue(&self, record: &OutboundRecord) -> Result<InFlight, ProduceError> {
         let enqueued_at = Instant::now();
-        let mut future_record = FutureRecord::<str, [u8]>::to(&record.topic)
-            .headers(record.rdkafka_headers());
+        let mut future_record =
+            FutureRecord::<str, [u8]>::to(&record.topic).headers(record.rdkafka_headers());
         if let Some(key) = &record.key {
             future_record = future_record.key(key.as_str());
         }

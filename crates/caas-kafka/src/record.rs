@@ -118,8 +118,10 @@ impl OutboundRecord {
     /// consumers.
     pub fn with_traceparent(mut self, traceparent: &TraceParent) -> Self {
         self.headers.retain(|(name, _)| name != TRACEPARENT_HEADER);
-        self.headers
-            .push((TRACEPARENT_HEADER.to_string(), traceparent.to_string().into_bytes()));
+        self.headers.push((
+            TRACEPARENT_HEADER.to_string(),
+            traceparent.to_string().into_bytes(),
+        ));
         self
     }
 

@@ -242,7 +242,12 @@ mod tests {
         let error = env.socket_addr("CAAS_X_ADDR", "127.0.0.1:1").unwrap_err();
         assert!(error.to_string().contains("CAAS_X_ADDR"));
         let env = Env::from_pairs([("CAAS_X_ADDR", "127.0.0.1:9")]);
-        assert_eq!(env.socket_addr("CAAS_X_ADDR", "127.0.0.1:1").unwrap().port(), 9);
+        assert_eq!(
+            env.socket_addr("CAAS_X_ADDR", "127.0.0.1:1")
+                .unwrap()
+                .port(),
+            9
+        );
     }
 
     #[test]

@@ -64,15 +64,16 @@ impl Readiness {
             .map(|(name, check)| (name.clone(), check.clone()))
             .collect();
         let timeout = self.timeout;
-        let outcomes = futures::future::join_all(checks.into_iter().map(|(name, check)| async move {
-            let outcome = match tokio::time::timeout(timeout, check()).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(reason)) => Err(reason),
-                Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
-            };
-            (name, outcome)
-        }))
-        .await;
+        let outcomes =
+            futures::future::join_all(checks.into_iter().map(|(name, check)| async move {
+                let outcome = match tokio::time::timeout(timeout, check()).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(reason)) => Err(reason),
+                    Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+                };
+                (name, outcome)
+            }))
+            .await;
         let all_ready = outcomes.iter().all(|(_, outcome)| outcome.is_ok());
         let report = outcomes
             .into_iter()
@@ -115,7 +116,10 @@ async fn metrics() -> Response {
     let encoder = prometheus::TextEncoder::new();
     match encoder.encode_to_string(&prometheus::gather()) {
         Ok(text) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             text,
         )
             .into_response(),

@@ -40,7 +40,10 @@ pub async fn registry(base_url: &str, timeout: Duration) -> Result<(), String> {
     if response.status().is_success() {
         Ok(())
     } else {
-        Err(format!("schema registry at {url} answered {}", response.status()))
+        Err(format!(
+            "schema registry at {url} answered {}",
+            response.status()
+        ))
     }
 }
 
@@ -146,10 +149,11 @@ pub fn register_checks(readiness: &crate::Readiness, common: &crate::CommonConfi
                             .get_multiplexed_async_connection()
                             .await
                             .map_err(|error| format!("redis unreachable: {error}"))?;
-                        let reply: String = redis::cmd("PING")
-                            .query_async(&mut connection)
-                            .await
-                            .map_err(|error| format!("redis PING failed: {error}"))?;
+                        let reply: String =
+                            redis::cmd("PING")
+                                .query_async(&mut connection)
+                                .await
+                                .map_err(|error| format!("redis PING failed: {error}"))?;
                         if reply == "PONG" {
                             Ok(())
                         } else {

@@ -19,6 +19,10 @@ pub fn init(service: &'static str, config: &CommonConfig) {
             .try_init()
     };
     if result.is_ok() {
-        tracing::info!(service, version = env!("CARGO_PKG_VERSION"), "telemetry ready");
+        tracing::info!(
+            service,
+            version = env!("CARGO_PKG_VERSION"),
+            "telemetry ready"
+        );
     }
 }

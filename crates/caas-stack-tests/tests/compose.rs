@@ -30,7 +30,9 @@ fn compose() -> Value {
 }
 
 fn services(compose: &Value) -> &serde_yaml::Mapping {
-    compose["services"].as_mapping().expect("services is a mapping")
+    compose["services"]
+        .as_mapping()
+        .expect("services is a mapping")
 }
 
 /// The `CAAS_*` string literals in Rust sources under `directory`.
@@ -49,9 +51,11 @@ fn variables_read_in(directory: &Path) -> BTreeSet<String> {
             for piece in text.split('"').skip(1).step_by(2) {
                 let is_variable = piece.starts_with("CAAS_")
                     && piece.len() > 5
-                    && piece
-                        .chars()
-                        .all(|character| character.is_ascii_uppercase() || character.is_ascii_digit() || character == '_');
+                    && piece.chars().all(|character| {
+                        character.is_ascii_uppercase()
+                            || character.is_ascii_digit()
+                            || character == '_'
+                    });
                 if is_variable {
                     found.insert(piece.to_string());
                 }
@@ -105,7 +109,10 @@ fn every_built_service_exists_in_the_workspace_and_every_workspace_service_is_de
     }
     for entry in std::fs::read_dir(root().join("services")).unwrap() {
         let service = entry.unwrap().file_name().to_string_lossy().to_string();
-        assert!(deployed.contains(&service), "services/{service} is not in docker-compose.yml");
+        assert!(
+            deployed.contains(&service),
+            "services/{service} is not in docker-compose.yml"
+        );
     }
 }
 
@@ -115,7 +122,9 @@ fn every_variable_a_service_reads_is_set_for_it() {
     let common = common_variables();
     assert!(common.contains("CAAS_KAFKA_BOOTSTRAP"), "{common:?}");
     for (name, definition) in services(&compose) {
-        let Some(service) = built_service(definition) else { continue };
+        let Some(service) = built_service(definition) else {
+            continue;
+        };
         if service == "ctl" {
             continue;
         }
@@ -123,8 +132,13 @@ fn every_variable_a_service_reads_is_set_for_it() {
             .as_mapping()
             .unwrap_or_else(|| panic!("{name:?} has no environment"));
         let mut required = common.clone();
-        required.extend(variables_read_in(&root().join("services").join(&service).join("src")));
-        for variable in required.iter().filter(|variable| !variable.ends_with("_FILE")) {
+        required.extend(variables_read_in(
+            &root().join("services").join(&service).join("src"),
+        ));
+        for variable in required
+            .iter()
+            .filter(|variable| !variable.ends_with("_FILE"))
+        {
             assert!(
                 environment.contains_key(Value::String(variable.clone())),
                 "compose service {name:?} does not set {variable}"
@@ -141,7 +155,10 @@ fn env_example_holds_every_variable_the_services_and_compose_use() {
         read.extend(variables_read_in(&entry.unwrap().path().join("src")));
     }
     for variable in read.iter().filter(|variable| !variable.ends_with("_FILE")) {
-        assert!(example.contains_key(variable), ".env.example lacks {variable}");
+        assert!(
+            example.contains_key(variable),
+            ".env.example lacks {variable}"
+        );
     }
     let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
     for reference in text.split("${").skip(1) {
@@ -177,14 +194,20 @@ fn no_two_services_publish_the_same_host_port() {
                 other => panic!("unexpected port entry {other:?} in {name}"),
             };
             // "[ip:]host:container" → "[ip:]host"
-            let host = text.rsplit_once(':').map(|(host, _)| host.to_string()).unwrap_or(text.clone());
+            let host = text
+                .rsplit_once(':')
+                .map(|(host, _)| host.to_string())
+                .unwrap_or(text.clone());
             let host_port = host.rsplit(':').next().unwrap().to_string();
             if let Some(previous) = published.insert(host_port.clone(), name.clone()) {
                 panic!("{name} and {previous} both publish host port {host_port}");
             }
         }
     }
-    assert!(published.contains_key("8080"), "ingest is published: {published:?}");
+    assert!(
+        published.contains_key("8080"),
+        "ingest is published: {published:?}"
+    );
 }
 
 #[test]
@@ -203,10 +226,16 @@ fn the_production_shape_is_there() {
     assert_eq!(mongo.len(), 3, "a three-node replica set");
     for (name, definition) in &mongo {
         let command = serde_yaml::to_string(&definition["command"]).unwrap();
-        assert!(command.contains("--replSet") && command.contains("--keyFile"), "{name:?}: {command}");
+        assert!(
+            command.contains("--replSet") && command.contains("--keyFile"),
+            "{name:?}: {command}"
+        );
     }
     let redis = serde_yaml::to_string(&services["redis"]["command"]).unwrap();
-    assert!(redis.contains("--requirepass") && redis.contains("--appendonly"), "{redis}");
+    assert!(
+        redis.contains("--requirepass") && redis.contains("--appendonly"),
+        "{redis}"
+    );
     let gateways = services
         .iter()
         .filter(|(_, definition)| built_service(definition).as_deref() == Some("gateway"))
@@ -216,7 +245,13 @@ fn the_production_shape_is_there() {
         if name.as_str() == Some("init-kafka") || name.as_str() == Some("init-mongodb") {
             continue;
         }
-        assert!(definition["restart"].as_str().is_some(), "{name:?} has a restart policy");
-        assert!(definition["healthcheck"]["test"].as_sequence().is_some(), "{name:?} has a health check");
+        assert!(
+            definition["restart"].as_str().is_some(),
+            "{name:?} has a restart policy"
+        );
+        assert!(
+            definition["healthcheck"]["test"].as_sequence().is_some(),
+            "{name:?} has a health check"
+        );
     }
 }

@@ -26,7 +26,9 @@ async fn kafka_round_trips_records_through_the_real_broker() {
     for payload in &sent {
         producer
             .send(
-                FutureRecord::to(&topic).key("acme:whatsapp:1").payload(payload),
+                FutureRecord::to(&topic)
+                    .key("acme:whatsapp:1")
+                    .payload(payload),
                 Duration::from_secs(10),
             )
             .await
@@ -79,7 +81,9 @@ async fn the_registry_stores_a_schema_and_serves_it_back_by_id() {
         .json()
         .await
         .unwrap();
-    let id = registered["id"].as_i64().expect("the registry returns an id");
+    let id = registered["id"]
+        .as_i64()
+        .expect("the registry returns an id");
 
     let fetched: serde_json::Value = client
         .get(format!("{}/schemas/ids/{id}", config.schema_registry_url))
@@ -98,7 +102,10 @@ async fn the_registry_stores_a_schema_and_serves_it_back_by_id() {
 
     for url in [
         format!("{}/subjects/{subject}", config.schema_registry_url),
-        format!("{}/subjects/{subject}?permanent=true", config.schema_registry_url),
+        format!(
+            "{}/subjects/{subject}?permanent=true",
+            config.schema_registry_url
+        ),
     ] {
         client.delete(url).send().await.unwrap();
     }

@@ -26,6 +26,10 @@ const MAX_TOPIC_NAME_LENGTH: usize = 249;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Catalogue {
+    /// Why the partition counts and retentions are what they are (Markdown, rendered into the
+    /// README's "Sizing" section).
+    #[serde(default)]
+    pub sizing: String,
     /// Everything that produces or consumes: the CAAS services and external parties, so the
     /// `producers`/`consumers` lists can be checked and the docs can say what each one does.
     pub services: Vec<Service>,
@@ -80,7 +84,7 @@ impl KeyFormat {
     /// The wording used in the docs.
     pub fn describe(self) -> &'static str {
         match self {
-            KeyFormat::Utf8String => "UTF-8 string (plain bytes, no schema)",
+            KeyFormat::Utf8String => "UTF-8 string, no schema",
         }
     }
 }
@@ -211,7 +215,10 @@ impl LoadedCatalogue {
 
     /// The topic named `name`.
     pub fn topic(&self, name: &str) -> Option<&Topic> {
-        self.catalogue.topics.iter().find(|topic| topic.name == name)
+        self.catalogue
+            .topics
+            .iter()
+            .find(|topic| topic.name == name)
     }
 }
 
@@ -228,20 +235,20 @@ pub enum CatalogueError {
         start: String,
     },
     /// The file could not be read.
-    #[error("cannot read the topic catalogue {path}: {source}")]
+    #[error("cannot read the topic catalogue {path}: {cause}")]
     Read {
         /// The catalogue path.
         path: String,
         /// The I/O error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// Not YAML, or not the catalogue's shape (unknown keys, missing or mistyped fields).
-    #[error("{path} is not a valid topic catalogue: {source}")]
+    #[error("{path} is not a valid topic catalogue: {cause}")]
     Syntax {
         /// The catalogue path.
         path: String,
         /// serde_yaml's message, which names the key and the line.
-        source: serde_yaml::Error,
+        cause: serde_yaml::Error,
     },
     /// The YAML has the right shape but breaks the catalogue's rules.
     #[error("{path} has {} problem(s):\n{}", problems.len(), bullet_list(problems))]
@@ -277,9 +284,9 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, CatalogueError> {
     if let Some(path) = explicit {
         return Ok(path.to_path_buf());
     }
-    let start = std::env::current_dir().map_err(|source| CatalogueError::Read {
+    let start = std::env::current_dir().map_err(|cause| CatalogueError::Read {
         path: DEFAULT_CATALOGUE.to_string(),
-        source,
+        cause,
     })?;
     start
         .ancestors()
@@ -294,9 +301,9 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, CatalogueError> {
 /// error messages.
 pub fn parse(text: &str, source_name: &str) -> Result<Catalogue, CatalogueError> {
     let catalogue: Catalogue =
-        serde_yaml::from_str(text).map_err(|source| CatalogueError::Syntax {
+        serde_yaml::from_str(text).map_err(|cause| CatalogueError::Syntax {
             path: source_name.to_string(),
-            source,
+            cause,
         })?;
     let problems = validate(&catalogue);
     if problems.is_empty() {
@@ -313,21 +320,28 @@ pub fn parse(text: &str, source_name: &str) -> Result<Catalogue, CatalogueError>
 /// relative to the repository root, the parent of the catalogue's directory.
 pub fn load(path: &Path) -> Result<LoadedCatalogue, CatalogueError> {
     let display = path.display().to_string();
-    let absolute = path.canonicalize().map_err(|source| CatalogueError::Read {
+    let absolute = path.canonicalize().map_err(|cause| CatalogueError::Read {
         path: display.clone(),
-        source,
+        cause,
     })?;
     let root = absolute
         .parent()
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/"));
-    let text = std::fs::read_to_string(&absolute).map_err(|source| CatalogueError::Read {
+    let text = std::fs::read_to_string(&absolute).map_err(|cause| CatalogueError::Read {
         path: display.clone(),
-        source,
+        cause,
     })?;
-    let catalogue = parse(&text, &display)?;
-    let (schemas, problems) = load_schemas(&catalogue, &root);
+    let catalogue: Catalogue =
+        serde_yaml::from_str(&text).map_err(|cause| CatalogueError::Syntax {
+            path: display.clone(),
+            cause,
+        })?;
+    // Report the rule problems and the schema file problems together.
+    let mut problems = validate(&catalogue);
+    let (schemas, file_problems) = load_schemas(&catalogue, &root);
+    problems.extend(file_problems);
     if !problems.is_empty() {
         return Err(CatalogueError::Invalid {
             path: display,
@@ -411,7 +425,10 @@ pub fn validate(catalogue: &Catalogue) -> Vec<String> {
     let mut problems = Vec::new();
 
     let service_names = unique_names(
-        catalogue.services.iter().map(|service| service.name.as_str()),
+        catalogue
+            .services
+            .iter()
+            .map(|service| service.name.as_str()),
         "service",
         &mut problems,
     );
@@ -465,7 +482,10 @@ pub fn validate(catalogue: &Catalogue) -> Vec<String> {
             ));
         }
         check_sizes(topic, &mut problems);
-        for (role, services) in [("producer", &topic.producers), ("consumer", &topic.consumers)] {
+        for (role, services) in [
+            ("producer", &topic.producers),
+            ("consumer", &topic.consumers),
+        ] {
             let mut seen = BTreeSet::new();
             for service in services {
                 if !service_names.contains(service.as_str()) {
@@ -475,7 +495,9 @@ pub fn validate(catalogue: &Catalogue) -> Vec<String> {
                     ));
                 }
                 if !seen.insert(service.as_str()) {
-                    problems.push(format!("topic `{name}`: {role} `{service}` is listed twice"));
+                    problems.push(format!(
+                        "topic `{name}`: {role} `{service}` is listed twice"
+                    ));
                 }
             }
         }
@@ -539,7 +561,9 @@ fn check_sizes(topic: &Topic, problems: &mut Vec<String>) {
         problems.push(format!("topic `{name}`: `partitions` must be at least 1"));
     }
     if topic.replication_factor == 0 {
-        problems.push(format!("topic `{name}`: `replication_factor` must be at least 1"));
+        problems.push(format!(
+            "topic `{name}`: `replication_factor` must be at least 1"
+        ));
     }
     if topic.min_insync_replicas == 0 || topic.min_insync_replicas > topic.replication_factor {
         problems.push(format!(
@@ -735,7 +759,10 @@ topics:
 
     #[test]
     fn an_unknown_key_is_rejected_with_its_name_and_the_allowed_ones() {
-        let text = VALID.replace("    partitions: 12\n", "    partitions: 12\n    partitons: 6\n");
+        let text = VALID.replace(
+            "    partitions: 12\n",
+            "    partitions: 12\n    partitons: 6\n",
+        );
         assert_one_problem_mentions(&text, &["unknown field `partitons`", "expected one of"]);
         let top_level = format!("{VALID}\nowner: team-a\n");
         assert_one_problem_mentions(&top_level, &["unknown field `owner`"]);
@@ -755,8 +782,14 @@ topics:
     #[test]
     fn a_dead_letter_topic_for_a_missing_topic_is_rejected() {
         let text = VALID
-            .replace("dead_letter_for: inbound.messages.v1", "dead_letter_for: inbound.message.v1")
-            .replace("name: inbound.messages.v1.dlq", "name: inbound.message.v1.dlq");
+            .replace(
+                "dead_letter_for: inbound.messages.v1",
+                "dead_letter_for: inbound.message.v1",
+            )
+            .replace(
+                "name: inbound.messages.v1.dlq",
+                "name: inbound.message.v1.dlq",
+            );
         assert_one_problem_mentions(
             &text,
             &["`dead_letter_for: inbound.message.v1` names no topic"],
@@ -819,8 +852,14 @@ topics:
     fn regular_topics_carry_a_major_version() {
         let text = VALID
             .replace("name: inbound.messages.v1\n", "name: inbound.messages\n")
-            .replace("dead_letter_for: inbound.messages.v1", "dead_letter_for: inbound.messages")
-            .replace("name: inbound.messages.v1.dlq", "name: inbound.messages.dlq");
+            .replace(
+                "dead_letter_for: inbound.messages.v1",
+                "dead_letter_for: inbound.messages",
+            )
+            .replace(
+                "name: inbound.messages.v1.dlq",
+                "name: inbound.messages.dlq",
+            );
         assert_one_problem_mentions(&text, &["end the name with its major version"]);
     }
 
@@ -844,9 +883,11 @@ topics:
         std::fs::remove_dir_all(&directory).ok();
         let problems = error.problems();
         assert!(
-            problems.iter().any(|problem| problem.contains("topic `inbound.messages.v1`")
-                && problem.contains("schemas/caas.v1.InboundMessage.avsc")
-                && problem.contains("cannot be read")),
+            problems
+                .iter()
+                .any(|problem| problem.contains("topic `inbound.messages.v1`")
+                    && problem.contains("schemas/caas.v1.InboundMessage.avsc")
+                    && problem.contains("cannot be read")),
             "{problems:#?}"
         );
     }

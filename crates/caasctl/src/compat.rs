@@ -221,9 +221,11 @@ impl<'a> Walker<'a> {
                     .collect();
                 if !added.is_empty() && old_enum.default.is_none() {
                     let problem = format!(
-                        "enum `{name}` gained {}; readers on the old schema cannot read them \
-                         because the old enum has no `default` symbol to fall back to",
-                        symbols_phrase(&added)
+                        "enum `{name}` gained {}; readers on the old schema fail on records that \
+                         use {} because the old enum has no `default` symbol to fall back to \
+                         (enums that may grow need a `default` from their first version)",
+                        symbols_phrase(&added),
+                        if added.len() == 1 { "it" } else { "them" }
                     );
                     self.report(Direction::Forward, location, problem);
                 }
@@ -327,8 +329,9 @@ impl<'a> Walker<'a> {
                 )
             } else {
                 format!(
-                    "union gained {}: readers on the old schema cannot read records that use it",
-                    describe(&added)
+                    "union gained {}: readers on the old schema cannot read records that use {}",
+                    describe(&added),
+                    if added.len() == 1 { "it" } else { "them" }
                 )
             };
             self.report(Direction::Forward, location, problem);
@@ -343,8 +346,9 @@ impl<'a> Walker<'a> {
                 )
             } else {
                 format!(
-                    "union lost {}: the new schema cannot read old records that used it",
-                    describe(&removed)
+                    "union lost {}: the new schema cannot read old records that used {}",
+                    describe(&removed),
+                    if removed.len() == 1 { "it" } else { "them" }
                 )
             };
             self.report(Direction::Backward, location, problem);
@@ -365,23 +369,21 @@ impl<'a> Walker<'a> {
     /// change of kind (string → record).
     fn compare_leaves(&mut self, old: &'a Schema, new: &'a Schema, location: &str) {
         let named = old.name().is_some() || new.name().is_some();
-        let (backward_ok, forward_ok) = if named && !matches!(
-            (old, new),
-            (Schema::Fixed(_), Schema::Fixed(_))
-        ) {
-            (false, false)
-        } else {
-            (
-                matches!(
-                    SchemaCompatibility::can_read(old, new),
-                    Ok(Compatibility::Full)
-                ),
-                matches!(
-                    SchemaCompatibility::can_read(new, old),
-                    Ok(Compatibility::Full)
-                ),
-            )
-        };
+        let (backward_ok, forward_ok) =
+            if named && !matches!((old, new), (Schema::Fixed(_), Schema::Fixed(_))) {
+                (false, false)
+            } else {
+                (
+                    matches!(
+                        SchemaCompatibility::can_read(old, new),
+                        Ok(Compatibility::Full)
+                    ),
+                    matches!(
+                        SchemaCompatibility::can_read(new, old),
+                        Ok(Compatibility::Full)
+                    ),
+                )
+            };
         let change = format!(
             "type changed from `{}` to `{}`",
             type_label(old),
@@ -404,7 +406,10 @@ impl<'a> Walker<'a> {
     }
 }
 
-fn find_field<'f>(old_fields: &'f [RecordField], new_field: &RecordField) -> Option<&'f RecordField> {
+fn find_field<'f>(
+    old_fields: &'f [RecordField],
+    new_field: &RecordField,
+) -> Option<&'f RecordField> {
     std::iter::once(&new_field.name)
         .chain(new_field.aliases.iter())
         .find_map(|name| old_fields.iter().find(|old_field| &old_field.name == name))
@@ -479,7 +484,9 @@ pub fn type_label(schema: &Schema) -> String {
     match schema {
         Schema::Record(record) => format!("record {}", record.name.fullname(None)),
         Schema::Enum(enumeration) => format!("enum {}", enumeration.name.fullname(None)),
-        Schema::Fixed(fixed) => format!("fixed {} ({} bytes)", fixed.name.fullname(None), fixed.size),
+        Schema::Fixed(fixed) => {
+            format!("fixed {} ({} bytes)", fixed.name.fullname(None), fixed.size)
+        }
         Schema::Ref { name } => name.fullname(None),
         Schema::Array(array) => format!("array<{}>", type_label(&array.items)),
         Schema::Map(map) => format!("map<{}>", type_label(&map.types)),
@@ -510,7 +517,10 @@ pub fn type_label(schema: &Schema) -> String {
 
 /// The distinct directions in a list of incompatibilities, for summaries.
 pub fn directions(found: &[Incompatibility]) -> BTreeSet<Direction> {
-    found.iter().map(|incompatibility| incompatibility.direction).collect()
+    found
+        .iter()
+        .map(|incompatibility| incompatibility.direction)
+        .collect()
 }
 
 #[cfg(test)]
@@ -608,9 +618,10 @@ mod tests {
         ));
         let found = check_full(&schema(BASE), &new);
         assert!(
-            found.iter().any(|incompatibility| incompatibility.direction
-                == Direction::Forward
-                && incompatibility.location == "content[Text].body"),
+            found.iter().any(
+                |incompatibility| incompatibility.direction == Direction::Forward
+                    && incompatibility.location == "content[Text].body"
+            ),
             "{found:#?}"
         );
     }
@@ -668,7 +679,11 @@ mod tests {
         let old = with_fields(r#"{"name": "note", "type": "string"}"#);
         let new = with_fields(r#"{"name": "note", "type": ["null", "string"], "default": null}"#);
         let found = check_full(&old, &new);
-        assert_eq!(directions(&found), BTreeSet::from([Direction::Forward]), "{found:#?}");
+        assert_eq!(
+            directions(&found),
+            BTreeSet::from([Direction::Forward]),
+            "{found:#?}"
+        );
         assert!(found[0].problem.contains("`null`"), "{}", found[0]);
     }
 

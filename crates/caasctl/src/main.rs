@@ -7,6 +7,7 @@
 
 mod probe;
 
+use caasctl::{schemas, topics};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -20,6 +21,10 @@ struct Cli {
 enum Command {
     /// Check that one part of the stack answers a real request.
     Probe(probe::ProbeArgs),
+    /// Apply the topic catalogue to Kafka, or generate its documentation.
+    Topics(topics::TopicsArgs),
+    /// Register the value schemas, or check that changes to them stay compatible.
+    Schemas(schemas::SchemasArgs),
 }
 
 #[tokio::main]
@@ -27,5 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Probe(arguments) => probe::run(arguments).await,
+        Command::Topics(arguments) => topics::run(arguments).await,
+        Command::Schemas(arguments) => schemas::run(arguments).await,
     }
 }

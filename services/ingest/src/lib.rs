@@ -1,54 +1,48 @@
-//! Webhook receiver: verifies WhatsApp and RCS webhooks, normalises them to Avro events and produces them to Kafka, answering 200 only once Kafka acknowledged.
+//! Webhook receiver: verifies WhatsApp and RCS webhooks, normalises them to Avro events and
+//! produces them to Kafka, answering 200 only once Kafka acknowledged.
+//!
+//! - Pure core, no I/O (fuzzed, benched, unit-tested with provider payloads):
+//!   [`signature`] (HMACs over the exact bytes, constant-time), [`whatsapp`] and [`rcs`]
+//!   (parse and map to events), [`tenants`] (provider endpoint → tenant), [`timestamp`],
+//!   [`events`] (what a webhook becomes).
+//! - Edge (feature `server`, on by default): [`http`] (axum handlers), [`pipeline`]
+//!   (de-duplicate, produce, remember; the exactly-once argument is in its docs), [`dedupe`]
+//!   (Redis records), [`publish`] (Kafka and the schema registry), [`metrics`], [`Config`].
 //!
 //! `run` is the whole service: `main` only reads the configuration and hands it over with the
 //! shutdown token, so tests start the very same service in-process.
 
-use std::net::SocketAddr;
+pub mod error;
+pub mod events;
+pub mod rcs;
+pub mod signature;
+pub mod tenants;
+pub mod timestamp;
+pub mod whatsapp;
 
-use caas_runtime::probe::Part;
-use caas_runtime::shutdown::CancellationToken;
-use caas_runtime::{CommonConfig, ConfigError, Env};
+#[cfg(feature = "server")]
+mod config;
+#[cfg(feature = "server")]
+pub mod dedupe;
+#[cfg(feature = "server")]
+pub mod http;
+#[cfg(feature = "server")]
+pub mod metrics;
+#[cfg(feature = "server")]
+pub mod pipeline;
+#[cfg(feature = "server")]
+pub mod publish;
+#[cfg(feature = "server")]
+mod service;
+
+#[cfg(feature = "server")]
+pub use config::{Config, DEFAULT_MAX_BODY_BYTES};
+#[cfg(feature = "server")]
+pub use service::{run, DEPENDENCIES};
+
+pub use error::ParseError;
+pub use events::{Batch, IngestEvent, SchemaIds, Stamp};
+pub use tenants::Tenants;
 
 /// The service's name in logs and metrics.
 pub const SERVICE: &str = "ingest";
-
-/// What this service depends on; `/ready` checks each of them.
-pub const DEPENDENCIES: &[Part] = &[Part::Kafka, Part::Registry, Part::Redis];
-
-/// Configuration of the ingest service.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Settings shared by every CAAS process.
-    pub common: CommonConfig,
-    /// `CAAS_INGEST_ADDR`: where `/health`, `/ready` and `/metrics` are served (default `127.0.0.1:8080`).
-    pub http_addr: SocketAddr,
-}
-
-impl Config {
-    /// Read the configuration; the error names the variable that is wrong.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            common: CommonConfig::from_env(env)?,
-            http_addr: env.socket_addr("CAAS_INGEST_ADDR", "127.0.0.1:8080")?,
-        })
-    }
-}
-
-/// Run the service until `shutdown` is cancelled. `on_bound` learns the HTTP address (port 0
-/// in tests).
-pub async fn run(
-    config: Config,
-    shutdown: CancellationToken,
-    on_bound: impl FnOnce(SocketAddr),
-) -> anyhow::Result<()> {
-    caas_runtime::ops::serve_until_shutdown(
-        SERVICE,
-        &config.common,
-        config.http_addr,
-        DEPENDENCIES,
-        shutdown,
-        on_bound,
-    )
-    .await?;
-    Ok(())
-}

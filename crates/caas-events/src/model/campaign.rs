@@ -88,8 +88,8 @@ pub struct CancelCampaign {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignAction {
-    /// Create and schedule.
-    Create(CreateCampaign),
+    /// Create and schedule (boxed: it is far larger than the other actions).
+    Create(Box<CreateCampaign>),
     /// Pause.
     Pause(PauseCampaign),
     /// Resume.
