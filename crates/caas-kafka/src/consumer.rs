@@ -77,25 +77,7 @@ pub async fn run_consumer<H: Handler>(
     dlq: Producer,
     shutdown: CancellationToken,
 ) -> Result<(), ClientError> {
-    let properties = config.consumer_properties()?;
-    let context = LoopContext {
-        group_id: config.group_id.clone(),
-    };
-    let consumer: StreamConsumer<LoopContext> = client_config(&properties)
-        .create_with_context(context)
-        .map_err(|source| ClientError::Create {
-            role: "consumer",
-            source,
-        })?;
-    let consumer = Arc::new(consumer);
-    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topics)
-        .map_err(|source| ClientError::Subscribe {
-            topics: config.topics.clone(),
-            source,
-        })?;
-    tracing::info!(group = %config.group_id, topics = ?config.topics, "consumer started");
+    let consumer = subscribed_consumer(&config)?;
 
     let stop_lag = CancellationToken::new();
     let lag_task = tokio::spawn(crate::lag::watch(
@@ -122,9 +104,35 @@ pub async fn run_consumer<H: Handler>(
     outcome
 }
 
+/// Create the group member and subscribe it; shared by the record and the batch loops.
+pub(crate) fn subscribed_consumer(
+    config: &ConsumerConfig,
+) -> Result<Arc<StreamConsumer<LoopContext>>, ClientError> {
+    let properties = config.consumer_properties()?;
+    let context = LoopContext {
+        group_id: config.group_id.clone(),
+    };
+    let consumer: StreamConsumer<LoopContext> = client_config(&properties)
+        .create_with_context(context)
+        .map_err(|source| ClientError::Create {
+            role: "consumer",
+            source,
+        })?;
+    let consumer = Arc::new(consumer);
+    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|source| ClientError::Subscribe {
+            topics: config.topics.clone(),
+            source,
+        })?;
+    tracing::info!(group = %config.group_id, topics = ?config.topics, "consumer started");
+    Ok(consumer)
+}
+
 /// Commit what was stored, then leave the group. Both block on the network, so they run on
 /// the blocking pool.
-async fn commit_and_close(consumer: Arc<StreamConsumer<LoopContext>>, group_id: String) {
+pub(crate) async fn commit_and_close(consumer: Arc<StreamConsumer<LoopContext>>, group_id: String) {
     let closing = tokio::task::spawn_blocking(move || {
         match consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!(group = %group_id, "stored offsets committed"),
@@ -382,7 +390,7 @@ impl<H: Handler> Worker<'_, H> {
     }
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     if let Some(text) = panic.downcast_ref::<&str>() {
         (*text).to_string()
     } else if let Some(text) = panic.downcast_ref::<String>() {

@@ -38,6 +38,23 @@ pub enum ClientError {
     /// be recreated; restarting the process does that.
     #[error("fatal kafka error, the client must be restarted: {0}")]
     Fatal(#[source] KafkaError),
+    /// A batch kept failing with retryable errors and the batch loop was configured to stop
+    /// rather than dead-letter it ([`crate::ExhaustedRetries::Stop`]). Nothing of the batch was
+    /// stored: a new member (or this one, restarted) gets the records again.
+    #[error(
+        "consumer group {group} stopped: a batch of {records} records still failed after \
+         {attempts} attempts: {reason}"
+    )]
+    RetriesExhausted {
+        /// The consumer group.
+        group: String,
+        /// How many records the batch held.
+        records: usize,
+        /// How many times the handler was called for it.
+        attempts: u32,
+        /// The last retryable reason.
+        reason: String,
+    },
 }
 
 /// A record could not be produced. [`ProduceError::is_timeout`] tells the caller to answer

@@ -14,6 +14,11 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Batch size buckets, in records.
+const BATCH_SIZE_BUCKETS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
+];
+
 /// Outcome label values of [`KafkaMetrics::records_processed`].
 pub mod outcome {
     /// The handler succeeded; the offset was stored.
@@ -42,6 +47,11 @@ pub struct KafkaMetrics {
     pub produce_duration: HistogramVec,
     /// `caas_kafka_consumer_errors_total{group, kind}`: consume, offset store and commit errors.
     pub consumer_errors: IntCounterVec,
+    /// `caas_kafka_batch_records{group}`: records per batch handed to a
+    /// [`crate::BatchHandler`].
+    pub batch_records: HistogramVec,
+    /// `caas_kafka_batch_duration_seconds{group}`: one observation per batch handler call.
+    pub batch_duration: HistogramVec,
 }
 
 /// The metrics, registered on first use.
@@ -91,6 +101,20 @@ pub fn metrics() -> &'static KafkaMetrics {
             &["group", "kind"]
         )
         .expect("register caas_kafka_consumer_errors_total"),
+        batch_records: register_histogram_vec!(
+            "caas_kafka_batch_records",
+            "Records per batch handed to a batch handler.",
+            &["group"],
+            BATCH_SIZE_BUCKETS.to_vec()
+        )
+        .expect("register caas_kafka_batch_records"),
+        batch_duration: register_histogram_vec!(
+            "caas_kafka_batch_duration_seconds",
+            "Duration of one batch handler call.",
+            &["group"],
+            LATENCY_BUCKETS.to_vec()
+        )
+        .expect("register caas_kafka_batch_duration_seconds"),
     });
     &METRICS
 }

@@ -395,3 +395,134 @@ fn plain_text(body: String) -> Response {
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::dedupe::MemoryDedupe;
+    use crate::events::IngestEvent;
+    use crate::pipeline::{DedupeSettings, PublishError};
+
+    /// Acknowledges everything at once.
+    struct AckingSink;
+
+    impl EventSink for AckingSink {
+        async fn publish(
+            &self,
+            events: &[&IngestEvent],
+            _trace_parent: &TraceParent,
+        ) -> Vec<Result<(), PublishError>> {
+            events.iter().map(|_| Ok(())).collect()
+        }
+    }
+
+    fn app(app_secret: &str, max_body_bytes: usize) -> Router {
+        let state = Arc::new(AppState {
+            pipeline: Pipeline::new(
+                AckingSink,
+                MemoryDedupe::default(),
+                DedupeSettings::for_produce_timeout(
+                    std::time::Duration::from_secs(1),
+                    std::time::Duration::from_secs(60),
+                ),
+            ),
+            tenants: Tenants::parse(crate::tenants::DEFAULT_TENANTS).unwrap(),
+            credentials: Credentials {
+                whatsapp_app_secret: Secret::new(app_secret),
+                whatsapp_verify_token: Secret::new(""),
+                rbm_client_token: Secret::new(""),
+            },
+            now_millis: || 1_739_321_025_000,
+        });
+        router(state, max_body_bytes)
+    }
+
+    async fn post(
+        app: Router,
+        path: &str,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut request = Request::post(path).header("content-type", "application/json");
+        if let Some(signature) = signature {
+            request = request.header(WHATSAPP_SIGNATURE_HEADER, signature);
+        }
+        let response = app
+            .oneshot(request.body(Body::from(body.to_vec())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    const BODY: &[u8] = br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"100000000000001"},"messages":[{"from":"1","id":"wamid.http","timestamp":"1","type":"text","text":{"body":"hi"}}]}}]}]}"#;
+
+    #[tokio::test]
+    async fn a_signed_body_is_stored_and_its_retry_is_a_duplicate() {
+        let app = app("secret", 1 << 20);
+        let signature = signature::whatsapp_signature(b"secret", BODY);
+        let (status, answer) =
+            post(app.clone(), "/webhooks/whatsapp", BODY, Some(&signature)).await;
+        assert_eq!(
+            (status, &answer["produced"]),
+            (StatusCode::OK, &json!(1)),
+            "{answer}"
+        );
+        let (status, answer) = post(app, "/webhooks/whatsapp", BODY, Some(&signature)).await;
+        assert_eq!(
+            (status, &answer["duplicates"]),
+            (StatusCode::OK, &json!(1)),
+            "{answer}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_configured_secret_webhooks_are_retried_later() {
+        let (status, answer) = post(
+            app("", 1 << 20),
+            "/webhooks/whatsapp",
+            BODY,
+            Some("sha256=00"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer["error"], "not_configured");
+        assert!(answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("CAAS_WHATSAPP_APP_SECRET"));
+        let (status, answer) = post(app("", 1 << 20), "/webhooks/rcs", &rcs_push(), None).await;
+        assert_eq!(
+            (status, &answer["error"]),
+            (StatusCode::SERVICE_UNAVAILABLE, &json!("not_configured"))
+        );
+    }
+
+    fn rcs_push() -> Vec<u8> {
+        br#"{"message":{"data":"e30="}}"#.to_vec()
+    }
+
+    #[tokio::test]
+    async fn the_body_limit_is_a_json_413() {
+        let signature = signature::whatsapp_signature(b"secret", BODY);
+        let (status, answer) = post(
+            app("secret", 64),
+            "/webhooks/whatsapp",
+            BODY,
+            Some(&signature),
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(answer["error"], "payload_too_large");
+    }
+}
