@@ -332,8 +332,7 @@ print_summary() {
 CAAS is up.
   gateway            http://127.0.0.1:3000/   (second instance: http://127.0.0.1:3001/)
                      the operator dashboard is not built yet: today /health, /ready, /metrics
-  ingest             http://127.0.0.1:8080/   (/health, /ready, /metrics)
-                     the webhook endpoints below are not built yet (issue 4)
+  webhooks (ingest)  http://127.0.0.1:8080/webhooks/whatsapp · /webhooks/rcs   (API: /openapi.yaml)
   Kafka              127.0.0.1:$KAFKA_PORT
   schema registry    $REGISTRY_URL
   MongoDB            mongodb://127.0.0.1:$MONGO_PORT

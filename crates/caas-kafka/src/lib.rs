@@ -9,6 +9,10 @@
 //!   (`<topic>.dlq`, see [`dlq`]); retryable errors are retried with jittered exponential
 //!   backoff; cooperative-sticky rebalancing; graceful shutdown on a `CancellationToken` that
 //!   commits. The module docs of [`consumer`] state the guarantees and the choices behind them.
+//! - [`run_batch_consumer`]: the same guarantees for a [`BatchHandler`] that writes in bulk:
+//!   up to [`BatchConfig::max_records`] records or [`BatchConfig::max_wait`] per call, one
+//!   [`RecordOutcome`] per record (poison ones go to the DLQ), then the offsets of the whole
+//!   batch are stored; see [`batch`].
 //! - [`Record`] is an owned copy of a consumed message, so handler logic is tested by building
 //!   one by hand; [`OutboundRecord`] is what is produced; [`TraceParent`] carries W3C trace
 //!   context in the `traceparent` header.
@@ -18,6 +22,7 @@
 //! Topic names come from the catalogue (`caas-events`); topics are created by `caasctl`, not
 //! here.
 
+pub mod batch;
 pub mod config;
 pub mod consumer;
 mod context;
@@ -30,11 +35,12 @@ pub mod record;
 pub mod retry;
 pub mod traceparent;
 
+pub use batch::{run_batch_consumer, BatchConfig, BatchHandler, ExhaustedRetries, RecordOutcome};
 pub use config::{ConsumerConfig, KafkaConfig, OffsetReset};
 pub use consumer::{run_consumer, Handler};
 pub use dlq::{dlq_topic, DLQ_SUFFIX};
 pub use error::{ClientError, HandlerError, ProduceError};
-pub use producer::{Delivery, Producer};
+pub use producer::{Delivery, PendingDelivery, Producer};
 pub use record::{OutboundRecord, Record};
 pub use retry::Backoff;
 pub use tokio_util::sync::CancellationToken;

@@ -30,6 +30,20 @@ pub struct Producer {
     send_timeout: Duration,
 }
 
+/// A record handed to the producer by [`Producer::enqueue`], its acknowledgement not yet
+/// awaited.
+pub struct PendingDelivery {
+    producer: Producer,
+    in_flight: InFlight,
+}
+
+impl PendingDelivery {
+    /// Wait until the broker acknowledged the record (or the send failed within the timeout).
+    pub async fn acknowledged(self) -> Result<Delivery, ProduceError> {
+        self.producer.acknowledged(self.in_flight).await
+    }
+}
+
 /// A record handed to librdkafka, waiting for its acknowledgement.
 struct InFlight {
     topic: String,
@@ -55,7 +69,7 @@ impl Producer {
 
     /// Produce one record and wait until the broker acknowledged it (all in-sync replicas).
     pub async fn send(&self, record: OutboundRecord) -> Result<Delivery, ProduceError> {
-        let in_flight = self.enqueue(&record).await?;
+        let in_flight = self.enqueue_record(&record).await?;
         self.acknowledged(in_flight).await
     }
 
@@ -69,7 +83,7 @@ impl Producer {
     ) -> Vec<Result<Delivery, ProduceError>> {
         let mut pending = Vec::new();
         for record in records {
-            pending.push(self.enqueue(&record).await);
+            pending.push(self.enqueue_record(&record).await);
         }
         futures::future::join_all(pending.into_iter().map(|enqueued| async move {
             match enqueued {
@@ -78,6 +92,18 @@ impl Producer {
             }
         }))
         .await
+    }
+
+    /// Hand one record to librdkafka now and return its pending acknowledgement, without
+    /// waiting for it. Records enqueued one after the other keep that order in their
+    /// partition, so a caller that must order its records (under a lock, say) enqueues there
+    /// and awaits [`PendingDelivery::acknowledged`] outside.
+    pub async fn enqueue(&self, record: OutboundRecord) -> Result<PendingDelivery, ProduceError> {
+        let in_flight = self.enqueue_record(&record).await?;
+        Ok(PendingDelivery {
+            producer: self.clone(),
+            in_flight,
+        })
     }
 
     /// Wait until every record handed to the producer is acknowledged or failed; call it on
@@ -92,7 +118,7 @@ impl Producer {
     }
 
     /// Hand the record to librdkafka, waiting (up to the send timeout) while its queue is full.
-    async fn enqueue(&self, record: &OutboundRecord) -> Result<InFlight, ProduceError> {
+    async fn enqueue_record(&self, record: &OutboundRecord) -> Result<InFlight, ProduceError> {
         let enqueued_at = Instant::now();
         let mut future_record =
             FutureRecord::<str, [u8]>::to(&record.topic).headers(record.rdkafka_headers());

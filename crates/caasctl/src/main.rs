@@ -4,8 +4,11 @@
 //!   when it answers (the local stack's readiness checks use this).
 //! - `caasctl topics ...` / `caasctl schemas ...`: apply and document the topic catalogue and
 //!   the Avro contracts.
+//! - `caasctl token --tenant <t> --sub <operator> [--role admin]`: an operator JWT for the
+//!   gateway (socket.io `auth.token`, REST Bearer).
 
 mod probe;
+mod token;
 
 use caasctl::{schemas, topics};
 use clap::{Parser, Subcommand};
@@ -25,6 +28,8 @@ enum Command {
     Topics(topics::TopicsArgs),
     /// Register the value schemas, or check that changes to them stay compatible.
     Schemas(schemas::SchemasArgs),
+    /// Print an operator JWT (HS256, CAAS_JWT_SECRET) for the gateway and dashboard.
+    Token(token::TokenArgs),
 }
 
 #[tokio::main]
@@ -34,5 +39,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Probe(arguments) => probe::run(arguments).await,
         Command::Topics(arguments) => topics::run(arguments).await,
         Command::Schemas(arguments) => schemas::run(arguments).await,
+        Command::Token(arguments) => token::run(arguments),
     }
 }

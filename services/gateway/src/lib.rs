@@ -1,54 +1,31 @@
-//! Realtime gateway: socket.io for operators (JWT), REST API and dashboard; fans Kafka events out to rooms through the Redis adapter and turns operator actions into commands.
+//! Realtime gateway: socket.io for operators (JWT), REST API and dashboard; fans Kafka events
+//! out to rooms through the Redis adapter and turns operator actions into commands.
+//!
+//! - Pure core: [`auth`] (HS256 tokens), [`domain`] (rooms, what an event emits, what an
+//!   operator action produces, the JSON views).
+//! - Edges: [`consumer`] (the one consumer group of all instances: decode, wait for the
+//!   logger's `seq`, emit), [`realtime`] (socket.io handlers and acks), [`http`] (REST API,
+//!   OpenAPI, dashboard files), [`store`] (the logger's MongoDB documents), [`adapter`] (a
+//!   reconnecting Redis driver for the socket.io adapter), [`metrics`], [`Config`].
 //!
 //! `run` is the whole service: `main` only reads the configuration and hands it over with the
-//! shutdown token, so tests start the very same service in-process.
+//! shutdown token, so tests start the very same service in-process. `EVENTS.md` documents the
+//! socket.io contract, `openapi.yaml` the REST API.
 
-use std::net::SocketAddr;
+pub mod adapter;
+pub mod auth;
+mod config;
+pub mod consumer;
+pub mod domain;
+pub mod http;
+pub mod metrics;
+pub mod realtime;
+mod service;
+pub mod state;
+pub mod store;
 
-use caas_runtime::probe::Part;
-use caas_runtime::shutdown::CancellationToken;
-use caas_runtime::{CommonConfig, ConfigError, Env};
+pub use config::{with_resp3, Config};
+pub use service::{run, DEPENDENCIES};
 
 /// The service's name in logs and metrics.
 pub const SERVICE: &str = "gateway";
-
-/// What this service depends on; `/ready` checks each of them.
-pub const DEPENDENCIES: &[Part] = &[Part::Kafka, Part::Registry, Part::Redis, Part::MongoDb];
-
-/// Configuration of the gateway service.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Settings shared by every CAAS process.
-    pub common: CommonConfig,
-    /// `CAAS_GATEWAY_ADDR`: where `/health`, `/ready` and `/metrics` are served (default `127.0.0.1:3000`).
-    pub http_addr: SocketAddr,
-}
-
-impl Config {
-    /// Read the configuration; the error names the variable that is wrong.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            common: CommonConfig::from_env(env)?,
-            http_addr: env.socket_addr("CAAS_GATEWAY_ADDR", "127.0.0.1:3000")?,
-        })
-    }
-}
-
-/// Run the service until `shutdown` is cancelled. `on_bound` learns the HTTP address (port 0
-/// in tests).
-pub async fn run(
-    config: Config,
-    shutdown: CancellationToken,
-    on_bound: impl FnOnce(SocketAddr),
-) -> anyhow::Result<()> {
-    caas_runtime::ops::serve_until_shutdown(
-        SERVICE,
-        &config.common,
-        config.http_addr,
-        DEPENDENCIES,
-        shutdown,
-        on_bound,
-    )
-    .await?;
-    Ok(())
-}

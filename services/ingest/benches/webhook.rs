@@ -2,7 +2,8 @@
 //! to events, encode every event in the Confluent wire format (fixed schema ids, no registry).
 //! Kafka and Redis round trips are measured by the load tests, not here.
 //!
-//! `cargo bench -p caas-ingest --bench webhook`
+//! `cargo bench -p caas-ingest --bench webhook --no-default-features` (the pure core is all it
+//! needs, so the release build skips Kafka, Redis and HTTP).
 
 use std::hint::black_box;
 

@@ -302,10 +302,10 @@ async fn whatsapp_handshake<S: EventSink, D: DedupeStore>(
 async fn whatsapp_webhook<S: EventSink, D: DedupeStore>(
     State(state): State<Arc<AppState<S, D>>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    received: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let body = body.map_err(body_error)?;
+        let body = received.map_err(body_error)?;
         let secret = state.credentials.whatsapp_app_secret.expose();
         if secret.is_empty() {
             return Err(not_configured("CAAS_WHATSAPP_APP_SECRET"));
@@ -334,10 +334,10 @@ async fn whatsapp_webhook<S: EventSink, D: DedupeStore>(
 async fn rcs_webhook<S: EventSink, D: DedupeStore>(
     State(state): State<Arc<AppState<S, D>>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    received: Result<Bytes, BytesRejection>,
 ) -> Response {
     let result = async {
-        let body = body.map_err(body_error)?;
+        let body = received.map_err(body_error)?;
         let token = state.credentials.rbm_client_token.expose();
         let request = rcs::parse_request(&body).map_err(|error| {
             tracing::warn!(provider = RCS, error = %error, "webhook refused: not an RBM push");

@@ -66,14 +66,14 @@ pub fn parse(body: &[u8], tenants: &Tenants, stamp: &Stamp) -> Result<Batch, Par
 }
 
 fn map_change(
-    value: &RawValue,
+    raw_value: &RawValue,
     path: &str,
     tenants: &Tenants,
     stamp: &Stamp,
     batch: &mut Batch,
 ) -> Result<(), ParseError> {
-    let value: MessagesValue<'_> =
-        serde_json::from_str(value.get()).map_err(|error| ParseError::from_json(path, &error))?;
+    let value: MessagesValue<'_> = serde_json::from_str(raw_value.get())
+        .map_err(|error| ParseError::from_json(path, &error))?;
     let phone_number_id = value.metadata.phone_number_id.as_str();
     let Some(tenant_id) = tenants.by_phone_number_id(phone_number_id) else {
         batch.skipped.push(Skipped {

@@ -172,7 +172,7 @@ pub fn emissions(incoming: &Incoming, enrichment: &Enrichment) -> Vec<Emission> 
         Incoming::OutboundResult(result) => vec![outbound_result(result, enrichment)],
         Incoming::InboundStatus(status) => vec![inbound_status(status, enrichment)],
         Incoming::Conversation(event) => vec![conversation_event(event, enrichment)],
-        Incoming::Presence(update) => vec![presence(update)],
+        Incoming::Presence(update) => presence(update).into_iter().collect(),
         Incoming::Campaign(event) => vec![campaign(event)],
     }
 }
@@ -434,7 +434,12 @@ fn conversation_updated(
     }
 }
 
-fn presence(update: &PresenceUpdate) -> Emission {
+/// Operators' own typing is emitted by the gateway the moment it arrives (see `realtime`), so
+/// the presence service's derived copy of it is not fanned out a second time.
+fn presence(update: &PresenceUpdate) -> Option<Emission> {
+    if update.kind == PresenceKind::Typing && update.subject == PresenceSubject::Operator {
+        return None;
+    }
     let subject = match update.subject {
         PresenceSubject::Customer => "customer",
         PresenceSubject::Operator => "operator",
@@ -446,7 +451,7 @@ fn presence(update: &PresenceUpdate) -> Emission {
         vec![rooms::tenant(&update.tenant_id)]
     };
     if update.kind == PresenceKind::Typing {
-        return Emission {
+        return Some(Emission {
             event: ServerEvent::Typing,
             rooms,
             payload: json!({
@@ -457,10 +462,10 @@ fn presence(update: &PresenceUpdate) -> Emission {
                 "active": update.active,
                 "expires_at": update.expires_at,
             }),
-        };
+        });
     }
     let kind = serde_json::to_value(update.kind).unwrap_or(Value::Null);
-    Emission {
+    Some(Emission {
         event: ServerEvent::PresenceUpdated,
         rooms,
         payload: json!({
@@ -474,7 +479,7 @@ fn presence(update: &PresenceUpdate) -> Emission {
             "read_provider_message_id": update.read_provider_message_id,
             "expires_at": update.expires_at,
         }),
-    }
+    })
 }
 
 fn campaign(event: &CampaignEvent) -> Emission {
@@ -686,8 +691,8 @@ pub(crate) mod tests {
             source: "presence".into(),
             trace_parent: None,
             kind: PresenceKind::Typing,
-            subject: PresenceSubject::Operator,
-            subject_id: "op-2".into(),
+            subject: PresenceSubject::Customer,
+            subject_id: "1".into(),
             active: true,
             last_seen_at: None,
             read_provider_message_id: None,
@@ -696,6 +701,12 @@ pub(crate) mod tests {
         let emit = &emissions(&Incoming::Presence(update.clone()), &Enrichment::default())[0];
         assert_eq!(emit.event.name(), "typing");
         assert_eq!(emit.rooms, vec!["conversation:acme:whatsapp:1"]);
+        assert_eq!(emit.payload["subject"], "customer");
+        let mut operator_typing = update.clone();
+        operator_typing.subject = PresenceSubject::Operator;
+        assert!(emissions(&Incoming::Presence(operator_typing), &Enrichment::default()).is_empty());
+        update.subject = PresenceSubject::Operator;
+        update.subject_id = "op-2".into();
         update.kind = PresenceKind::Online;
         update.conversation_key = keys::operator_key("acme", "op-2");
         let emit = &emissions(&Incoming::Presence(update), &Enrichment::default())[0];

@@ -1,0 +1,174 @@
+//! Wiring: build the clients (all lazy), serve HTTP and socket.io, run the fan-out consumer,
+//! drain on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use caas_events::Codec;
+use caas_kafka::{run_consumer, ConsumerConfig, KafkaConfig, Producer};
+use caas_runtime::probe::{self, Part};
+use caas_runtime::shutdown::CancellationToken;
+use caas_runtime::Readiness;
+use socketioxide::SocketIo;
+use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
+
+use crate::adapter::ReconnectingDriver;
+use crate::consumer::FanoutHandler;
+use crate::domain::fanout;
+use crate::realtime::{self, Adapter};
+use crate::state::{Publisher, Shared};
+use crate::store::Store;
+use crate::{http, Config, SERVICE};
+
+/// What this service depends on; `/ready` checks each of them.
+pub const DEPENDENCIES: &[Part] = &[Part::Kafka, Part::Registry, Part::Redis, Part::MongoDb];
+
+/// Run the service until `shutdown` is cancelled. `on_bound` learns the HTTP address (port 0
+/// in tests).
+///
+/// Start-up never waits for a dependency: Kafka, the registry, MongoDB and Redis are all
+/// reached lazily, `/ready` says which one is missing, and each heals by itself when it comes
+/// back (the Redis adapter re-subscribes, the consumer rejoins its group).
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    on_bound: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let readiness = Readiness::new(SERVICE);
+    probe::register_checks(&readiness, &config.common, DEPENDENCIES);
+    if config.jwt_secret.expose().is_empty() {
+        tracing::warn!(
+            variable = "CAAS_JWT_SECRET",
+            "not set: every socket.io connection and REST call will be refused"
+        );
+    }
+
+    let kafka =
+        KafkaConfig::new(config.common.kafka_bootstrap.clone()).with_client_id("caas-gateway");
+    let producer = Producer::new(&kafka).context("cannot create the kafka producer")?;
+    let codec = Codec::new(config.common.schema_registry_url.clone())
+        .context("cannot create the schema registry client (CAAS_SCHEMA_REGISTRY_URL)")?;
+    let store = Store::new(&config.common.mongodb_uri, &config.common.mongodb_database)
+        .await
+        .context("invalid MongoDB connection string (CAAS_MONGODB_URI)")?;
+    let driver = ReconnectingDriver::new(config.adapter_redis_url().expose())
+        .context("invalid Redis URL (CAAS_REDIS_URL)")?;
+
+    let shared = Arc::new(Shared {
+        jwt_secret: config.jwt_secret.clone(),
+        publisher: Publisher::new(producer.clone(), codec.clone()),
+        store: store.clone(),
+    });
+    let adapter = RedisAdapterCtr::new_with_driver(
+        driver,
+        RedisAdapterConfig::new()
+            .with_prefix(config.redis_prefix.clone())
+            .with_request_timeout(Duration::from_secs(2)),
+    );
+    let (layer, io) = SocketIo::builder()
+        .with_state(shared.clone())
+        // Operators' messages are small; a small read buffer per socket keeps memory flat
+        // with many connections (older tungstenite defaults gave each socket 128 KiB).
+        .ws_read_buffer_size(4 * 1024)
+        .max_payload(64 * 1024)
+        // Packets queued per socket before emits to it fail; a burst beyond it is caught up
+        // by seq.
+        .max_buffer_size(1024)
+        .with_adapter::<Adapter>(adapter)
+        .build_layer();
+    realtime::register(&io).await?;
+
+    let app = caas_runtime::ops::router(readiness)
+        .merge(http::router(shared))
+        .layer(layer);
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (CAAS_GATEWAY_ADDR)", config.http_addr))?;
+    let bound = listener.local_addr()?;
+    on_bound(bound);
+    tracing::info!(
+        service = SERVICE,
+        address = %bound,
+        group = %config.consumer_group,
+        "service started"
+    );
+
+    let mut consumer_config =
+        ConsumerConfig::new(kafka, config.consumer_group.clone(), fanout::TOPICS);
+    consumer_config.offset_reset = config.offset_reset;
+    let handler = FanoutHandler::new(io.clone(), codec, store, config.seq_wait);
+    let consumer_stop = CancellationToken::new();
+    let consumer_done = CancellationToken::new();
+    let mut consumer = tokio::spawn({
+        let consumer_stop = consumer_stop.clone();
+        let consumer_done = consumer_done.clone();
+        let producer = producer.clone();
+        async move {
+            let outcome = run_consumer(consumer_config, handler, producer, consumer_stop).await;
+            consumer_done.cancel();
+            outcome
+        }
+    });
+
+    // On shutdown: stop consuming and let the record in hand finish its emits, then disconnect
+    // the sockets (their clients reconnect to another instance), then let in-flight HTTP
+    // requests finish.
+    let grace = config.common.shutdown_grace;
+    let closing = {
+        let io = io.clone();
+        let shutdown = shutdown.clone();
+        let consumer_stop = consumer_stop.clone();
+        let consumer_done = consumer_done.clone();
+        async move {
+            shutdown.cancelled().await;
+            consumer_stop.cancel();
+            let _ = tokio::time::timeout(grace, consumer_done.cancelled()).await;
+            io.close().await;
+        }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(closing);
+    let mut consumer_outcome = None;
+    let served = tokio::select! {
+        outcome = server => Some(outcome),
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace * 2).await } => None,
+        joined = &mut consumer => {
+            // The consumer only returns early on a fatal error: without it this instance
+            // would serve sockets that never get events, so stop and let it be restarted.
+            consumer_outcome = Some(joined);
+            shutdown.cancel();
+            None
+        }
+    };
+    match served {
+        Some(outcome) => outcome.context("http server failed")?,
+        None if consumer_outcome.is_none() => tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "open connections did not finish within the grace period"
+        ),
+        None => {}
+    }
+    consumer_stop.cancel();
+    let consumer_outcome = match consumer_outcome {
+        Some(joined) => Some(joined),
+        None => tokio::time::timeout(grace, &mut consumer).await.ok(),
+    };
+    if let Err(error) = producer.flush(Duration::from_secs(5)).await {
+        tracing::warn!(error = %error, "kafka producer not fully flushed");
+    }
+    match consumer_outcome {
+        Some(Ok(Ok(()))) => {}
+        Some(Ok(Err(error))) => {
+            tracing::error!(error = %error, "the fan-out consumer failed");
+            return Err(error).context("the fan-out consumer failed");
+        }
+        Some(Err(join_error)) => return Err(join_error).context("the fan-out consumer panicked"),
+        None => {
+            consumer.abort();
+            tracing::warn!("the fan-out consumer did not stop within the grace period");
+        }
+    }
+    tracing::info!(service = SERVICE, "service stopped");
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! Helpers for the gateway's tests against the real local stack (`make up`): gateways
+//! in-process on port 0 with their own consumer group, Redis channel prefix and MongoDB
+//! database, events produced through the registry, tokens.
+
+#![allow(dead_code)]
+
+pub mod socket;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use caas_events::{Codec, Event};
+use caas_kafka::{KafkaConfig, OutboundRecord, Producer};
+use caas_runtime::shutdown::CancellationToken;
+use caas_runtime::{CommonConfig, Env};
+use mongodb::bson::{doc, Document};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+
+pub use socket::TestSocket;
+
+/// The JWT secret of the test gateways.
+pub const SECRET: &str = "gateway-test-secret";
+
+/// The stack's endpoints, as the services see them.
+pub fn stack() -> CommonConfig {
+    CommonConfig::from_env(&Env::from_process()).expect("CAAS_* variables are valid")
+}
+
+/// A fresh name.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A signed token.
+pub fn token(tenant: &str, sub: &str, role: &str) -> String {
+    token_with(json!({
+        "sub": sub, "tenant": tenant, "role": role,
+        "exp": caas_gateway::auth::now_seconds() + 3600,
+    }))
+}
+
+/// A token with arbitrary claims, signed with [`SECRET`].
+pub fn token_with(claims: Value) -> String {
+    caas_gateway::auth::sign(&claims, SECRET.as_bytes())
+}
+
+/// What several gateway instances of one test share: consumer group, adapter prefix, database.
+#[derive(Clone)]
+pub struct Cluster {
+    pub group: String,
+    pub prefix: String,
+    pub database: String,
+}
+
+impl Cluster {
+    /// A new isolated cluster whose consumer group starts at the current end of every topic.
+    pub async fn new() -> Self {
+        let cluster = Self {
+            group: unique("caas-gateway-test-"),
+            prefix: unique("gwtest"),
+            database: unique("caas_gwtest_"),
+        };
+        pin_group_to_end(&stack().kafka_bootstrap, &cluster.group).await;
+        cluster
+    }
+
+    /// Start one instance; `overrides` replace variables (e.g. a dead Kafka).
+    pub async fn start(&self, overrides: &[(&str, &str)]) -> Gateway {
+        // GATEWAY_TEST_LOG=debug shows the gateways' logs; by default only their problems.
+        let log_filter = std::env::var("GATEWAY_TEST_LOG").unwrap_or_else(|_| "off".to_string());
+        let mut pairs: Vec<(String, String)> = std::env::vars()
+            .filter(|(key, _)| key.starts_with("CAAS_"))
+            .collect();
+        for (key, value) in [
+            ("CAAS_GATEWAY_ADDR", "127.0.0.1:0"),
+            ("CAAS_JWT_SECRET", SECRET),
+            ("CAAS_GATEWAY_CONSUMER_GROUP", &self.group),
+            ("CAAS_GATEWAY_REDIS_PREFIX", &self.prefix),
+            ("CAAS_MONGODB_DATABASE", &self.database),
+            ("CAAS_GATEWAY_SEQ_WAIT_MS", "5000"),
+            ("CAAS_LOG_FORMAT", "pretty"),
+            ("CAAS_LOG", &log_filter),
+        ]
+        .into_iter()
+        .chain(overrides.iter().copied())
+        {
+            pairs.retain(|(existing, _)| existing != key);
+            pairs.push((key.to_string(), value.to_string()));
+        }
+        let env = Env::from_pairs(pairs.iter().map(|(key, value)| (key.as_str(), value.as_str())));
+        let config = caas_gateway::Config::from_env(&env).expect("valid test configuration");
+        caas_runtime::telemetry::init("gateway-test", &config.common);
+        let shutdown = CancellationToken::new();
+        let (bound_sender, bound_receiver) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(caas_gateway::run(config, shutdown.clone(), move |address| {
+            let _ = bound_sender.send(address);
+        }));
+        let address = tokio::time::timeout(Duration::from_secs(30), bound_receiver)
+            .await
+            .expect("the gateway binds within 30 s")
+            .expect("the gateway reports its address");
+        Gateway {
+            address,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// The test's database (the logger's collections live here).
+    pub async fn database(&self) -> mongodb::Database {
+        let client = mongodb::Client::with_uri_str(&stack().mongodb_uri)
+            .await
+            .expect("mongodb client");
+        client.database(&self.database)
+    }
+
+    /// Drop the test database (best effort).
+    pub async fn cleanup(&self) {
+        let _ = self.database().await.drop().await;
+    }
+}
+
+/// A running gateway instance.
+pub struct Gateway {
+    pub address: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Gateway {
+    /// Stop it and wait until `run` returned.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("the gateway stops within 30 s")
+                .expect("the gateway task does not panic")
+                .expect("the gateway stops cleanly");
+        }
+    }
+
+    /// A socket.io client signed in with `token`.
+    pub async fn operator(&self, token: &str) -> TestSocket {
+        TestSocket::connect(self.address, Some(token))
+            .await
+            .expect("operator connects")
+    }
+
+    /// GET `path` with a bearer token; (status, JSON body).
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .get(format!("http://{}{path}", self.address))
+            .timeout(Duration::from_secs(15));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("http request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Commit the current end of every partition of the gateway's topics for `group`, so a
+/// group member that joins later starts there whatever partitions it gets in a rebalance.
+pub async fn pin_group_to_end(bootstrap: &str, group: &str) {
+    let bootstrap = bootstrap.to_string();
+    let group = group.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let metadata = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .expect("metadata");
+        let mut positions = TopicPartitionList::new();
+        for topic in caas_gateway::domain::fanout::TOPICS {
+            let described = metadata
+                .topics()
+                .iter()
+                .find(|described| described.name() == topic)
+                .unwrap_or_else(|| panic!("topic {topic} exists (make up applies the catalogue)"));
+            for partition in described.partitions() {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
+                    .expect("watermarks");
+                positions
+                    .add_partition_offset(topic, partition.id(), Offset::Offset(high))
+                    .expect("offset");
+            }
+        }
+        consumer
+            .commit(&positions, CommitMode::Sync)
+            .expect("commit the end offsets");
+    })
+    .await
+    .expect("pinning task");
+}
+
+/// Produces events the way the services do.
+pub struct EventProducer {
+    producer: Producer,
+    codec: Codec,
+}
+
+impl EventProducer {
+    pub fn new() -> Self {
+        let stack = stack();
+        Self {
+            producer: Producer::new(&KafkaConfig::new(stack.kafka_bootstrap)).expect("producer"),
+            codec: Codec::new(stack.schema_registry_url).expect("codec"),
+        }
+    }
+
+    pub async fn produce<E: Event>(&self, event: &E) {
+        let payload = self.codec.encode(event).await.expect("encode");
+        self.producer
+            .send(OutboundRecord::new(E::TOPIC, event.key(), payload))
+            .await
+            .expect("kafka acknowledges");
+    }
+
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+}
+
+/// Reads a topic from its current end (no consumer group).
+pub struct TopicTail {
+    consumer: StreamConsumer,
+}
+
+impl TopicTail {
+    pub async fn new(topic: &'static str) -> Self {
+        let bootstrap = stack().kafka_bootstrap;
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", unique("gateway-test-tail-"))
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata");
+        let mut assignment = TopicPartitionList::new();
+        for partition in metadata.topics()[0].partitions() {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
+                .expect("watermarks");
+            assignment
+                .add_partition_offset(topic, partition.id(), Offset::Offset(high))
+                .expect("offset");
+        }
+        consumer.assign(&assignment).expect("assign");
+        Self { consumer }
+    }
+
+    /// The next record whose decoded value satisfies `matches`, within `timeout`.
+    pub async fn find<E: Event>(
+        &self,
+        codec: &Codec,
+        timeout: Duration,
+        matches: impl Fn(&E) -> bool,
+    ) -> Option<E> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.consumer.recv())
+                .await
+                .ok()?
+                .expect("kafka receive");
+            let Some(payload) = message.payload() else { continue };
+            if let Ok(event) = codec.decode::<E>(payload).await {
+                if matches(&event) {
+                    return Some(event);
+                }
+            }
+        }
+    }
+}
+
+/// Write what the logger would write for an event: its `events` document with `seq`.
+pub async fn record_seq(database: &mongodb::Database, event_id: &str, conversation_key: &str, seq: i64) {
+    database
+        .collection::<Document>("events")
+        .insert_one(doc! { "_id": event_id, "conversation_key": conversation_key, "seq": seq })
+        .await
+        .expect("insert the events document");
+}
