@@ -36,6 +36,7 @@ REGISTRY_URL="http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
 
 # name:address of every CAAS process; gateway runs twice to exercise the Redis adapter.
 SERVICES=(
+  "simulator:127.0.0.1:8090"
   "ingest:127.0.0.1:8080"
   "gateway:127.0.0.1:3000"
   "gateway-2:127.0.0.1:3001"
@@ -266,6 +267,8 @@ load_env() {
   [[ -f "$ROOT/.env" ]] && source "$ROOT/.env"
   set +a
   export CAAS_STATE_DIR="$STATE"
+  # Relative paths in .env.example are relative to the repository.
+  [[ $CAAS_CHATBOT_FLOWS_DIR == /* ]] || export CAAS_CHATBOT_FLOWS_DIR="$ROOT/$CAAS_CHATBOT_FLOWS_DIR"
 }
 
 build() {
@@ -279,6 +282,7 @@ start_services() {
   for entry in "${SERVICES[@]}"; do
     name=${entry%%:*}; address=${entry#*:}
     binary="$BIN_DIR/caas-${name%-2}"
+    [[ -x $binary ]] || die "missing binary $binary; the cargo build did not produce it"
     # A rebuilt binary replaces the running one, so `make up` after a change runs the new code.
     if alive "$name" && [[ "$binary" -nt "$STATE/pids/$name.pid" ]]; then stop "$name"; fi
     local variable
@@ -291,6 +295,7 @@ start_services() {
 service_address_variable() {
   case $1 in
     ingest) echo CAAS_INGEST_ADDR ;;
+    simulator) echo CAAS_SIMULATOR_ADDR ;;
     gateway) echo CAAS_GATEWAY_ADDR ;;
     *) echo "CAAS_$(tr '[:lower:]' '[:upper:]' <<<"$1")_OPS_ADDR" ;;
   esac
@@ -333,6 +338,7 @@ CAAS is up.
   gateway            http://127.0.0.1:3000/   (second instance: http://127.0.0.1:3001/)
                      the operator dashboard is not built yet: today /health, /ready, /metrics
   webhooks (ingest)  http://127.0.0.1:8080/webhooks/whatsapp · /webhooks/rcs   (API: /openapi.yaml)
+  provider simulator http://127.0.0.1:8090/_sim/requests   (what the sender sent; knobs: /_sim/knobs)
   Kafka              127.0.0.1:$KAFKA_PORT
   schema registry    $REGISTRY_URL
   MongoDB            mongodb://127.0.0.1:$MONGO_PORT

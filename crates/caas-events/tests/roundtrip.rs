@@ -193,16 +193,16 @@ fn enum_symbol_added_later_reads_as_unknown() {
         .iter_mut()
         .find(|field| field["name"] == "kind")
         .expect("kind field");
-    kind_field["type"]["symbols"]
+    let symbols = kind_field["type"]["symbols"]
         .as_array_mut()
-        .expect("symbols")
-        .push(json!("transferred"));
+        .expect("symbols");
+    symbols.push(json!("transferred"));
+    let symbol_count = u32::try_from(symbols.len()).expect("few symbols");
     let newer = Schema::parse(&newer_json).expect("newer schema parses");
 
     let Value::Record(mut fields) = to_generic(&event) else {
         panic!("record");
     };
-    let symbol_count = 8;
     for (name, value) in fields.iter_mut() {
         if name == "kind" {
             *value = Value::Enum(symbol_count - 1, "transferred".into());
@@ -213,6 +213,63 @@ fn enum_symbol_added_later_reads_as_unknown() {
         wire::decode(&WriterSchema::new(5, newer), &bytes).expect("decodes");
     assert_eq!(decoded.kind, ConversationEventKind::Unknown);
     assert_eq!(decoded.event_id, event.event_id);
+}
+
+/// The schema of `conversation.events.v1` as it was before `opted_out` and `opted_in`.
+fn conversation_event_schema_without_consent_kinds() -> Schema {
+    let mut older_json: serde_json::Value =
+        serde_json::from_str(ConversationEvent::SCHEMA_JSON).expect("json");
+    let kind_field = older_json["fields"]
+        .as_array_mut()
+        .expect("fields")
+        .iter_mut()
+        .find(|field| field["name"] == "kind")
+        .expect("kind field");
+    kind_field["type"]["symbols"]
+        .as_array_mut()
+        .expect("symbols")
+        .retain(|symbol| symbol != "opted_out" && symbol != "opted_in");
+    Schema::parse(&older_json).expect("older schema parses")
+}
+
+#[test]
+fn consent_kinds_round_trip_and_older_readers_see_them_as_unknown() {
+    for kind in [ConversationEventKind::OptedOut, ConversationEventKind::OptedIn] {
+        let mut event = common::conversation_event();
+        event.kind = kind;
+        event.assignee_operator_id = None;
+        let bytes = wire::encode(OUR_ID, &event).expect("encodes");
+        let decoded: ConversationEvent =
+            wire::decode(&WriterSchema::of::<ConversationEvent>(OUR_ID), &bytes).expect("decodes");
+        assert_eq!(decoded, event);
+
+        // A reader still on the older schema resolves the new symbol to the enum's default.
+        let older = conversation_event_schema_without_consent_kinds();
+        let value = apache_avro::reader::datum::GenericDatumReader::builder(ConversationEvent::schema())
+            .reader_schema(&older)
+            .build()
+            .expect("reader")
+            .read_value(&mut &bytes[5..])
+            .expect("an older reader resolves the record");
+        let Value::Record(fields) = value else {
+            panic!("record");
+        };
+        let (_, kind_value) = fields.iter().find(|(name, _)| name == "kind").expect("kind");
+        assert!(
+            matches!(kind_value, Value::Enum(_, symbol) if symbol == "unknown"),
+            "{kind_value:?}"
+        );
+    }
+}
+
+#[test]
+fn records_written_before_the_consent_kinds_still_decode() {
+    let event = common::conversation_event();
+    let older = conversation_event_schema_without_consent_kinds();
+    let bytes = framed(6, &write_generic(&older, to_generic(&event)));
+    let decoded: ConversationEvent =
+        wire::decode(&WriterSchema::new(6, older), &bytes).expect("decodes");
+    assert_eq!(decoded, event);
 }
 
 #[test]

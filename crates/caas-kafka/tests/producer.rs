@@ -94,3 +94,31 @@ async fn a_send_to_an_unreachable_cluster_fails_as_a_timeout() {
     assert!(error.is_timeout(), "{error:?}");
     assert!(matches!(error, ProduceError::Timeout { .. }), "{error:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_enqueued_one_after_the_other_keep_their_order_and_are_acknowledged_later() {
+    init_logs();
+    let topic = create_topic_with_dlq().await;
+    let producer = producer();
+    let mut pending = Vec::new();
+    for index in 0..20 {
+        pending.push(
+            producer
+                .enqueue(OutboundRecord::new(
+                    topic.as_str(),
+                    "one-key",
+                    format!("r{index}"),
+                ))
+                .await
+                .expect("enqueued"),
+        );
+    }
+    let mut offsets = Vec::new();
+    for delivery in pending {
+        offsets.push(delivery.acknowledged().await.expect("acknowledged").offset);
+    }
+    let mut sorted = offsets.clone();
+    sorted.sort_unstable();
+    assert_eq!(offsets, sorted, "enqueue order is partition order");
+    delete_topic_with_dlq(&topic).await;
+}

@@ -53,8 +53,14 @@ mod tests {
     #[test]
     fn formats_known_instants() {
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(1_739_321_220_250), "2025-02-12T00:47:00.250Z");
+        assert_eq!(
+            rfc3339_millis(1_739_321_220_250),
+            "2025-02-12T00:47:00.250Z"
+        );
         assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339_millis(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+        assert_eq!(
+            rfc3339_millis(4_102_444_799_999),
+            "2099-12-31T23:59:59.999Z"
+        );
     }
 }

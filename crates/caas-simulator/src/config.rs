@@ -83,13 +83,21 @@ impl Config {
                 .filter(|number| !number.is_empty())
                 .map(str::to_string)
                 .collect(),
-            sent_after_ms: env.parse("CAAS_SIMULATOR_SENT_AFTER_MS", defaults.sent_after_ms, "milliseconds")?,
+            sent_after_ms: env.parse(
+                "CAAS_SIMULATOR_SENT_AFTER_MS",
+                defaults.sent_after_ms,
+                "milliseconds",
+            )?,
             delivered_after_ms: env.parse(
                 "CAAS_SIMULATOR_DELIVERED_AFTER_MS",
                 defaults.delivered_after_ms,
                 "milliseconds",
             )?,
-            read_after_ms: env.parse("CAAS_SIMULATOR_READ_AFTER_MS", defaults.read_after_ms, "milliseconds")?,
+            read_after_ms: env.parse(
+                "CAAS_SIMULATOR_READ_AFTER_MS",
+                defaults.read_after_ms,
+                "milliseconds",
+            )?,
             read_rate: env.parse("CAAS_SIMULATOR_READ_RATE", 1.0, "a share between 0 and 1")?,
             status_webhooks: true,
         };
@@ -152,9 +160,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("error_rate"), "{error}");
-        let config =
-            Config::from_env(&Env::from_pairs([("CAAS_SIMULATOR_WHATSAPP_WEBHOOK_URL", "off")]))
-                .unwrap();
+        let config = Config::from_env(&Env::from_pairs([(
+            "CAAS_SIMULATOR_WHATSAPP_WEBHOOK_URL",
+            "off",
+        )]))
+        .unwrap();
         assert_eq!(config.whatsapp_webhook_url, None);
     }
 }

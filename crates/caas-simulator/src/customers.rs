@@ -76,12 +76,17 @@ impl CustomerRun {
     /// Check the run; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
         if self.messages.is_empty() {
-            return Err("messages must name at least one message, e.g. [{\"text\":\"hi\"}]".to_string());
+            return Err(
+                "messages must name at least one message, e.g. [{\"text\":\"hi\"}]".to_string(),
+            );
         }
         if self.customers.is_empty() && self.customer_count == 0 {
             return Err("customer_count must be at least 1 when customers is empty".to_string());
         }
-        if self.rate_per_second.is_some_and(|rate| !(rate > 0.0 && rate.is_finite())) {
+        if self
+            .rate_per_second
+            .is_some_and(|rate| !(rate > 0.0 && rate.is_finite()))
+        {
             return Err("rate_per_second must be a positive number".to_string());
         }
         if self.total() > MAX_RUN {
@@ -108,10 +113,12 @@ impl CustomerRun {
     }
 
     fn business(&self) -> String {
-        self.business_id.clone().unwrap_or_else(|| match self.channel {
-            Channel::Whatsapp => "100000000000001".to_string(),
-            Channel::Rcs => "demo-agent".to_string(),
-        })
+        self.business_id
+            .clone()
+            .unwrap_or_else(|| match self.channel {
+                Channel::Whatsapp => "100000000000001".to_string(),
+                Channel::Rcs => "demo-agent".to_string(),
+            })
     }
 }
 
@@ -148,15 +155,31 @@ pub async fn play(run: &CustomerRun, dispatcher: &Dispatcher) -> RunReport {
             let (message_id, delivered) = match channel {
                 Channel::Whatsapp => {
                     let message_id = crate::whatsapp::new_message_id();
-                    let body = webhooks::whatsapp_message(&business_id, &customer, &name, &message_id, at, &content);
-                    let about = About { kind: "message", provider_message_id: &message_id, status: None };
+                    let body = webhooks::whatsapp_message(
+                        &business_id,
+                        &customer,
+                        &name,
+                        &message_id,
+                        at,
+                        &content,
+                    );
+                    let about = About {
+                        kind: "message",
+                        provider_message_id: &message_id,
+                        status: None,
+                    };
                     let delivered = dispatcher.post_whatsapp(&body, about).await;
                     (message_id, delivered)
                 }
                 Channel::Rcs => {
                     let message_id = format!("Mx{}", uuid::Uuid::new_v4().simple());
-                    let data = webhooks::rbm_message(&business_id, &customer, &message_id, at, &content);
-                    let about = About { kind: "message", provider_message_id: &message_id, status: None };
+                    let data =
+                        webhooks::rbm_message(&business_id, &customer, &message_id, at, &content);
+                    let about = About {
+                        kind: "message",
+                        provider_message_id: &message_id,
+                        status: None,
+                    };
                     let delivered = dispatcher.post_rcs(&business_id, &data, about).await;
                     (message_id, delivered)
                 }

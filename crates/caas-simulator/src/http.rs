@@ -44,12 +44,19 @@ pub struct Simulator {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Each critical section is a single insert or scan: a poisoned lock holds consistent data.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Simulator {
     /// A simulator starting with `knobs`.
-    pub fn new(knobs: Knobs, max_records: usize, dispatcher: Dispatcher, webhooks: Arc<Log<WebhookRecord>>) -> Self {
+    pub fn new(
+        knobs: Knobs,
+        max_records: usize,
+        dispatcher: Dispatcher,
+        webhooks: Arc<Log<WebhookRecord>>,
+    ) -> Self {
         Self {
             initial_knobs: knobs.clone(),
             knobs: RwLock::new(knobs),
@@ -63,11 +70,17 @@ impl Simulator {
     }
 
     fn knobs(&self) -> Knobs {
-        self.knobs.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.knobs
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     fn set_knobs(&self, knobs: Knobs) {
-        *self.knobs.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = knobs;
+        *self
+            .knobs
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = knobs;
     }
 
     /// Whether `sender` already had `limit` accepted sends in the last second.
@@ -76,7 +89,10 @@ impl Simulator {
         let mut throughput = lock(&self.throughput);
         let window = throughput.entry(sender.to_string()).or_default();
         let now = Instant::now();
-        while window.front().is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1)) {
+        while window
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
+        {
             window.pop_front();
         }
         window.len() >= limit as usize
@@ -170,12 +186,19 @@ async fn whatsapp_send(
         graph_error(&error)
     };
     if !bearer_ok(&headers) {
-        return refuse(&mut record, Outcome::Unauthorized, GraphError::unauthorized());
+        return refuse(
+            &mut record,
+            Outcome::Unauthorized,
+            GraphError::unauthorized(),
+        );
     }
-    let version_ok = version
-        .strip_prefix('v')
-        .is_some_and(|number| !number.is_empty() && number.chars().all(|c| c.is_ascii_digit() || c == '.'));
-    if !version_ok || phone_number_id.is_empty() || !phone_number_id.chars().all(|c| c.is_ascii_digit()) {
+    let version_ok = version.strip_prefix('v').is_some_and(|number| {
+        !number.is_empty() && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+    });
+    if !version_ok
+        || phone_number_id.is_empty()
+        || !phone_number_id.chars().all(|c| c.is_ascii_digit())
+    {
         let error = GraphError::bad_request(format!(
             "unknown path /{version}/{phone_number_id}/messages; expected /v<version>/<phone_number_id>/messages"
         ));
@@ -185,10 +208,18 @@ async fn whatsapp_send(
     match decide(&knobs, fastrand::f64(), over_limit) {
         Injected::Nothing => {}
         Injected::RateLimited => {
-            return refuse(&mut record, Outcome::RateLimited, GraphError::rate_limited())
+            return refuse(
+                &mut record,
+                Outcome::RateLimited,
+                GraphError::rate_limited(),
+            )
         }
         Injected::ServerError { unavailable } => {
-            return refuse(&mut record, Outcome::ServerError, GraphError::server_error(unavailable))
+            return refuse(
+                &mut record,
+                Outcome::ServerError,
+                GraphError::server_error(unavailable),
+            )
         }
     }
     if parsed.is_null() {
@@ -215,14 +246,22 @@ async fn whatsapp_send(
             failing,
         );
     }
-    (StatusCode::OK, Json(whatsapp::accepted_body(&send, &message_id))).into_response()
+    (
+        StatusCode::OK,
+        Json(whatsapp::accepted_body(&send, &message_id)),
+    )
+        .into_response()
 }
 
 fn jittered(millis: u64) -> Duration {
     // ±20 %, so statuses of a burst do not arrive in lockstep.
     let spread = millis / 5;
     let low = millis - spread;
-    Duration::from_millis(if spread == 0 { millis } else { fastrand::u64(low..=millis + spread) })
+    Duration::from_millis(if spread == 0 {
+        millis
+    } else {
+        fastrand::u64(low..=millis + spread)
+    })
 }
 
 fn schedule_whatsapp_statuses(
@@ -261,13 +300,23 @@ fn schedule_whatsapp_statuses(
                 now_millis(),
                 callback_data.as_deref(),
             );
-            let about = About { kind: "status", provider_message_id: &message_id, status: Some(status) };
+            let about = About {
+                kind: "status",
+                provider_message_id: &message_id,
+                status: Some(status),
+            };
             dispatcher.post_whatsapp(&body, about).await;
         }
     });
 }
 
-fn schedule_rbm_events(dispatcher: Dispatcher, knobs: Knobs, agent_id: String, msisdn: String, message_id: String) {
+fn schedule_rbm_events(
+    dispatcher: Dispatcher,
+    knobs: Knobs,
+    agent_id: String,
+    msisdn: String,
+    message_id: String,
+) {
     let read = fastrand::f64() < knobs.read_rate;
     let mut timeline = vec![(knobs.delivered_after_ms, "DELIVERED")];
     if read {
@@ -283,8 +332,13 @@ fn schedule_rbm_events(dispatcher: Dispatcher, knobs: Knobs, agent_id: String, m
                 _ = dispatcher.shutdown().cancelled() => return,
                 _ = tokio::time::sleep_until(started + after) => {}
             }
-            let data = webhooks::rbm_event(&agent_id, &msisdn, event_type, &message_id, now_millis());
-            let about = About { kind: "status", provider_message_id: &message_id, status: Some(event_type) };
+            let data =
+                webhooks::rbm_event(&agent_id, &msisdn, event_type, &message_id, now_millis());
+            let about = About {
+                kind: "status",
+                provider_message_id: &message_id,
+                status: Some(event_type),
+            };
             dispatcher.post_rcs(&agent_id, &data, about).await;
         }
     });
@@ -329,24 +383,40 @@ async fn rbm_send(
         rbm_error(&error)
     };
     if !bearer_ok(&headers) {
-        return refuse(&mut record, Outcome::Unauthorized, RbmError::unauthenticated());
+        return refuse(
+            &mut record,
+            Outcome::Unauthorized,
+            RbmError::unauthenticated(),
+        );
     }
     let over_limit = simulator.over_limit(&agent_id, knobs.max_per_second);
     match decide(&knobs, fastrand::f64(), over_limit) {
         Injected::Nothing => {}
-        Injected::RateLimited => return refuse(&mut record, Outcome::RateLimited, RbmError::rate_limited()),
+        Injected::RateLimited => {
+            return refuse(&mut record, Outcome::RateLimited, RbmError::rate_limited())
+        }
         Injected::ServerError { unavailable } => {
-            return refuse(&mut record, Outcome::ServerError, RbmError::server_error(unavailable))
+            return refuse(
+                &mut record,
+                Outcome::ServerError,
+                RbmError::server_error(unavailable),
+            )
         }
     }
-    let send = match rbm::validate(&msisdn, query.message_id.as_deref(), query.agent_id.as_deref(), &parsed) {
+    let send = match rbm::validate(
+        &msisdn,
+        query.message_id.as_deref(),
+        query.agent_id.as_deref(),
+        &parsed,
+    ) {
         Ok(send) => send,
         Err(error) => return refuse(&mut record, Outcome::Rejected, error),
     };
     if knobs.is_failing(&send.msisdn) {
         return refuse(&mut record, Outcome::Rejected, RbmError::not_found());
     }
-    let first_time = lock(&simulator.rbm_seen).insert((send.agent_id.clone(), send.message_id.clone()));
+    let first_time =
+        lock(&simulator.rbm_seen).insert((send.agent_id.clone(), send.message_id.clone()));
     if !first_time {
         return refuse(&mut record, Outcome::Duplicate, RbmError::already_exists());
     }
@@ -365,7 +435,10 @@ async fn rbm_send(
     (StatusCode::OK, Json(echo)).into_response()
 }
 
-async fn list_requests(State(simulator): State<Arc<Simulator>>, Query(query): Query<RequestQuery>) -> Json<Value> {
+async fn list_requests(
+    State(simulator): State<Arc<Simulator>>,
+    Query(query): Query<RequestQuery>,
+) -> Json<Value> {
     let records = simulator.requests.query(&query);
     Json(json!({ "count": records.len(), "requests": records }))
 }

@@ -72,12 +72,16 @@ async fn main() -> anyhow::Result<()> {
                 "rcs" => Channel::Rcs,
                 other => anyhow::bail!("--channel must be whatsapp or rcs, got {other:?}"),
             };
-            let mut messages: Vec<CustomerContent> = texts.into_iter().map(CustomerContent::Text).collect();
+            let mut messages: Vec<CustomerContent> =
+                texts.into_iter().map(CustomerContent::Text).collect();
             for button in buttons {
                 let (id, title) = button
                     .split_once('=')
                     .ok_or_else(|| anyhow::anyhow!("--button must be id=title, got {button:?}"))?;
-                messages.push(CustomerContent::Button { id: id.to_string(), title: title.to_string() });
+                messages.push(CustomerContent::Button {
+                    id: id.to_string(),
+                    title: title.to_string(),
+                });
             }
             if messages.is_empty() {
                 messages.push(CustomerContent::Text("hi".to_string()));
@@ -98,7 +102,11 @@ async fn main() -> anyhow::Result<()> {
             let report = customers::play(&run, &dispatcher).await;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if report.failed > 0 {
-                anyhow::bail!("{} of {} messages were not accepted", report.failed, report.failed + report.sent);
+                anyhow::bail!(
+                    "{} of {} messages were not accepted",
+                    report.failed,
+                    report.failed + report.sent
+                );
             }
             Ok(())
         }

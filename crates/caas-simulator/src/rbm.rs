@@ -145,7 +145,9 @@ pub fn validate(
             let text = content["text"]
                 .as_str()
                 .filter(|text| !text.is_empty())
-                .ok_or_else(|| RbmError::invalid("contentMessage.text must be a non-empty string"))?;
+                .ok_or_else(|| {
+                    RbmError::invalid("contentMessage.text must be a non-empty string")
+                })?;
             let length = text.chars().count();
             if length > 3072 {
                 return Err(RbmError::invalid(format!(
@@ -154,7 +156,9 @@ pub fn validate(
             }
         }
         "contentInfo" => {
-            let url = content["contentInfo"]["fileUrl"].as_str().unwrap_or_default();
+            let url = content["contentInfo"]["fileUrl"]
+                .as_str()
+                .unwrap_or_default();
             if !(url.starts_with("https://") || url.starts_with("http://")) {
                 return Err(RbmError::invalid(
                     "contentMessage.contentInfo.fileUrl must be an http(s) URL",
@@ -227,25 +231,62 @@ mod tests {
 
     #[test]
     fn a_valid_text_is_echoed_with_its_name() {
-        let send = validate("+4915112345678", Some("m-1"), Some("demo-agent"), &text("hi")).unwrap();
+        let send = validate(
+            "+4915112345678",
+            Some("m-1"),
+            Some("demo-agent"),
+            &text("hi"),
+        )
+        .unwrap();
         let echo = accepted_body(&send, &text("hi"), "2025-01-01T00:00:00.000Z");
-        assert_eq!(echo["name"], json!("phones/+4915112345678/agentMessages/m-1"));
+        assert_eq!(
+            echo["name"],
+            json!("phones/+4915112345678/agentMessages/m-1")
+        );
         assert_eq!(echo["contentMessage"]["text"], json!("hi"));
     }
 
     #[test]
     fn invalid_requests_say_why() {
         let cases = [
-            ("4915112345678", Some("m"), Some("a"), text("x"), "leading +"),
+            (
+                "4915112345678",
+                Some("m"),
+                Some("a"),
+                text("x"),
+                "leading +",
+            ),
             ("+49151", Some("m"), Some("a"), text("x"), "8 to 15 digits"),
             ("+4915112345678", None, Some("a"), text("x"), "messageId"),
             ("+4915112345678", Some("m"), None, text("x"), "agentId"),
-            ("+4915112345678", Some("m"), Some("a"), json!({}), "contentMessage is required"),
-            ("+4915112345678", Some("m"), Some("a"), json!({"contentMessage":{"text":"x","richCard":{}}}), "exactly one"),
-            ("+4915112345678", Some("m"), Some("a"), text(&"x".repeat(3073)), "3072"),
-            ("+4915112345678", Some("m"), Some("a"),
+            (
+                "+4915112345678",
+                Some("m"),
+                Some("a"),
+                json!({}),
+                "contentMessage is required",
+            ),
+            (
+                "+4915112345678",
+                Some("m"),
+                Some("a"),
+                json!({"contentMessage":{"text":"x","richCard":{}}}),
+                "exactly one",
+            ),
+            (
+                "+4915112345678",
+                Some("m"),
+                Some("a"),
+                text(&"x".repeat(3073)),
+                "3072",
+            ),
+            (
+                "+4915112345678",
+                Some("m"),
+                Some("a"),
                 json!({"contentMessage":{"text":"x","suggestions":[{"reply":{"text":"this text is far too long for a chip","postbackData":"p"}}]}}),
-                "1 to 25"),
+                "1 to 25",
+            ),
         ];
         for (msisdn, message_id, agent_id, body, needle) in cases {
             let error = validate(msisdn, message_id, agent_id, &body).unwrap_err();

@@ -80,10 +80,14 @@ pub struct RequestQuery {
 impl RequestQuery {
     fn matches(&self, record: &RequestRecord) -> bool {
         self.api.is_none_or(|api| api == record.api)
-            && self.sender.as_ref().is_none_or(|sender| *sender == record.sender)
-            && self.to.as_ref().is_none_or(|to| {
-                to.trim_start_matches('+') == record.to.trim_start_matches('+')
-            })
+            && self
+                .sender
+                .as_ref()
+                .is_none_or(|sender| *sender == record.sender)
+            && self
+                .to
+                .as_ref()
+                .is_none_or(|to| to.trim_start_matches('+') == record.to.trim_start_matches('+'))
             && self.outcome.is_none_or(|outcome| outcome == record.outcome)
             && self.after_seq.is_none_or(|after| record.seq > after)
     }
@@ -151,7 +155,11 @@ impl<T: Clone> Log<T> {
 
     /// The entries that pass `keep`, oldest first.
     pub fn filtered(&self, keep: impl Fn(&T) -> bool) -> Vec<T> {
-        self.lock().iter().filter(|entry| keep(entry)).cloned().collect()
+        self.lock()
+            .iter()
+            .filter(|entry| keep(entry))
+            .cloned()
+            .collect()
     }
 
     /// Forget everything.
@@ -190,14 +198,21 @@ mod tests {
     fn queries_filter_and_the_log_is_bounded() {
         let log = Log::new(3);
         for seq in 1..=4 {
-            log.push(record(seq, if seq % 2 == 0 { "+49" } else { "50" }, Outcome::Accepted));
+            log.push(record(
+                seq,
+                if seq % 2 == 0 { "+49" } else { "50" },
+                Outcome::Accepted,
+            ));
         }
         assert_eq!(log.query(&RequestQuery::default()).len(), 3);
         let to_49 = RequestQuery {
             to: Some("49".to_string()),
             ..RequestQuery::default()
         };
-        assert_eq!(log.query(&to_49).iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 4]);
+        assert_eq!(
+            log.query(&to_49).iter().map(|r| r.seq).collect::<Vec<_>>(),
+            [2, 4]
+        );
         let after = RequestQuery {
             after_seq: Some(3),
             ..RequestQuery::default()

@@ -136,7 +136,8 @@ pub fn whatsapp_status(
             "expiration_timestamp": ((at_millis / 1000) + 86_400).to_string(),
             "origin": { "type": "service" },
         });
-        entry["pricing"] = json!({ "billable": true, "pricing_model": "PMP", "category": "service" });
+        entry["pricing"] =
+            json!({ "billable": true, "pricing_model": "PMP", "category": "service" });
     }
     if let Some(data) = callback_data {
         entry["biz_opaque_callback_data"] = json!(data);
@@ -189,7 +190,13 @@ fn e164(number: &str) -> String {
 }
 
 /// An RBM user event (`DELIVERED`, `READ`) about one of our messages: the decoded `data`.
-pub fn rbm_event(agent_id: &str, msisdn: &str, event_type: &str, message_id: &str, at_millis: i64) -> Value {
+pub fn rbm_event(
+    agent_id: &str,
+    msisdn: &str,
+    event_type: &str,
+    message_id: &str,
+    at_millis: i64,
+) -> Value {
     json!({
         "senderPhoneNumber": e164(msisdn),
         "eventType": event_type,
@@ -217,7 +224,8 @@ pub fn rbm_message(
     match content {
         CustomerContent::Text(text) => data["text"] = json!(text),
         CustomerContent::Button { id, title } | CustomerContent::List { id, title } => {
-            data["suggestionResponse"] = json!({ "postbackData": id, "text": title, "type": "REPLY" });
+            data["suggestionResponse"] =
+                json!({ "postbackData": id, "text": title, "type": "REPLY" });
         }
     }
     data
@@ -261,7 +269,8 @@ pub struct Delivered {
 impl Delivered {
     /// Whether the receiver answered 2xx.
     pub fn ok(&self) -> bool {
-        self.http_status.is_some_and(|status| (200..300).contains(&status))
+        self.http_status
+            .is_some_and(|status| (200..300).contains(&status))
     }
 }
 
@@ -311,7 +320,10 @@ impl Dispatcher {
     /// Post a WhatsApp webhook body, signed, with retries.
     pub async fn post_whatsapp(&self, body: &Value, about: About<'_>) -> Delivered {
         let Some(url) = &self.whatsapp_url else {
-            return Delivered { http_status: None, attempts: 0 };
+            return Delivered {
+                http_status: None,
+                attempts: 0,
+            };
         };
         let bytes = to_ascii_json(body);
         let signature = whatsapp_signature(self.whatsapp_app_secret.expose().as_bytes(), &bytes);
@@ -325,13 +337,20 @@ impl Dispatcher {
     /// Post an RBM Pub/Sub push around `data`, signed over the decoded data, with retries.
     pub async fn post_rcs(&self, agent_id: &str, data: &Value, about: About<'_>) -> Delivered {
         let Some(url) = &self.rcs_url else {
-            return Delivered { http_status: None, attempts: 0 };
+            return Delivered {
+                http_status: None,
+                attempts: 0,
+            };
         };
         let data_bytes = data.to_string().into_bytes();
         let signature = rbm_signature(self.rbm_client_token.expose().as_bytes(), &data_bytes);
         let envelope = pubsub_envelope(agent_id, &data_bytes, now_millis());
         let delivered = self
-            .post_with_retries(url, envelope.to_string().into_bytes(), ("x-goog-signature", signature))
+            .post_with_retries(
+                url,
+                envelope.to_string().into_bytes(),
+                ("x-goog-signature", signature),
+            )
             .await;
         self.remember("rcs", about, &delivered);
         delivered
@@ -358,7 +377,12 @@ impl Dispatcher {
         });
     }
 
-    async fn post_with_retries(&self, url: &str, body: Vec<u8>, signature: (&str, String)) -> Delivered {
+    async fn post_with_retries(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        signature: (&str, String),
+    ) -> Delivered {
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -377,7 +401,10 @@ impl Dispatcher {
                     None
                 }
             };
-            let delivered = Delivered { http_status: last_status, attempts };
+            let delivered = Delivered {
+                http_status: last_status,
+                attempts,
+            };
             if delivered.ok() || attempts > self.retries {
                 return delivered;
             }
@@ -421,24 +448,61 @@ mod tests {
 
     #[test]
     fn status_and_message_payloads_have_the_provider_shapes() {
-        let status = whatsapp_status("100000000000001", "4915112345678", "wamid.A", "delivered", 1_739_321_100_000, Some("cb"));
+        let status = whatsapp_status(
+            "100000000000001",
+            "4915112345678",
+            "wamid.A",
+            "delivered",
+            1_739_321_100_000,
+            Some("cb"),
+        );
         let entry = &status["entry"][0]["changes"][0]["value"];
-        assert_eq!(entry["metadata"]["phone_number_id"], json!("100000000000001"));
+        assert_eq!(
+            entry["metadata"]["phone_number_id"],
+            json!("100000000000001")
+        );
         assert_eq!(entry["statuses"][0]["status"], json!("delivered"));
         assert_eq!(entry["statuses"][0]["timestamp"], json!("1739321100"));
-        assert_eq!(entry["statuses"][0]["biz_opaque_callback_data"], json!("cb"));
+        assert_eq!(
+            entry["statuses"][0]["biz_opaque_callback_data"],
+            json!("cb")
+        );
         let failed = whatsapp_status("1", "2", "wamid.B", "failed", 0, None);
-        assert_eq!(failed["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"][0]["code"], json!(131026));
-        let message = whatsapp_message("1", "+4915112345678", "Kim", "wamid.C", 0,
-            &CustomerContent::Button { id: "talk".into(), title: "Talk".into() });
+        assert_eq!(
+            failed["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"][0]["code"],
+            json!(131026)
+        );
+        let message = whatsapp_message(
+            "1",
+            "+4915112345678",
+            "Kim",
+            "wamid.C",
+            0,
+            &CustomerContent::Button {
+                id: "talk".into(),
+                title: "Talk".into(),
+            },
+        );
         let value = &message["entry"][0]["changes"][0]["value"];
         assert_eq!(value["messages"][0]["from"], json!("4915112345678"));
-        assert_eq!(value["messages"][0]["interactive"]["button_reply"]["id"], json!("talk"));
+        assert_eq!(
+            value["messages"][0]["interactive"]["button_reply"]["id"],
+            json!("talk")
+        );
         assert_eq!(value["contacts"][0]["wa_id"], json!("4915112345678"));
         let event = rbm_event("demo-agent", "4915112345678", "READ", "m-1", 0);
         assert_eq!(event["senderPhoneNumber"], json!("+4915112345678"));
         assert_eq!(event["messageId"], json!("m-1"));
-        let reply = rbm_message("demo-agent", "+49151", "m-2", 0, &CustomerContent::List { id: "r".into(), title: "R".into() });
+        let reply = rbm_message(
+            "demo-agent",
+            "+49151",
+            "m-2",
+            0,
+            &CustomerContent::List {
+                id: "r".into(),
+                title: "R".into(),
+            },
+        );
         assert_eq!(reply["suggestionResponse"]["postbackData"], json!("r"));
         let envelope = pubsub_envelope("demo-agent", b"{}", 0);
         assert_eq!(envelope["message"]["data"], json!("e30="));

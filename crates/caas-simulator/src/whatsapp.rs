@@ -176,7 +176,9 @@ pub fn validate(body: &Value) -> Result<ValidSend, GraphError> {
         "reaction" => {
             required_str(payload, "message_id").map_err(|error| prefix(error, "reaction."))?;
             if !payload.get("emoji").is_some_and(Value::is_string) {
-                return Err(GraphError::missing("reaction.emoji is required (\"\" removes)"));
+                return Err(GraphError::missing(
+                    "reaction.emoji is required (\"\" removes)",
+                ));
             }
         }
         "contacts" => {
@@ -185,7 +187,11 @@ pub fn validate(body: &Value) -> Result<ValidSend, GraphError> {
                 .filter(|cards| !cards.is_empty())
                 .ok_or_else(|| GraphError::invalid("contacts must be a non-empty array"))?;
             for (index, card) in cards.iter().enumerate() {
-                if card.pointer("/name/formatted_name").and_then(Value::as_str).is_none() {
+                if card
+                    .pointer("/name/formatted_name")
+                    .and_then(Value::as_str)
+                    .is_none()
+                {
                     return Err(GraphError::missing(format!(
                         "contacts[{index}].name.formatted_name is required"
                     )));
@@ -247,7 +253,10 @@ fn check_length(path: &str, text: &str, max: usize) -> Result<(), GraphError> {
 fn validate_text(text: &Value) -> Result<(), GraphError> {
     let body = required_str(text, "body").map_err(|error| prefix(error, "text."))?;
     check_length("text.body", body, 4096)?;
-    if text.get("preview_url").is_some_and(|preview| !preview.is_boolean()) {
+    if text
+        .get("preview_url")
+        .is_some_and(|preview| !preview.is_boolean())
+    {
         return Err(GraphError::invalid("text.preview_url must be a boolean"));
     }
     Ok(())
@@ -301,12 +310,13 @@ fn validate_interactive(interactive: &Value) -> Result<(), GraphError> {
     let body = interactive
         .get("body")
         .ok_or_else(|| GraphError::missing("interactive.body is required"))?;
-    let body_text = required_str(body, "text").map_err(|error| prefix(error, "interactive.body."))?;
+    let body_text =
+        required_str(body, "text").map_err(|error| prefix(error, "interactive.body."))?;
     check_length("interactive.body.text", body_text, 1024)?;
     if let Some(header) = interactive.get("header") {
         if header.get("type").and_then(Value::as_str) == Some("text") {
-            let text =
-                required_str(header, "text").map_err(|error| prefix(error, "interactive.header."))?;
+            let text = required_str(header, "text")
+                .map_err(|error| prefix(error, "interactive.header."))?;
             check_length("interactive.header.text", text, 60)?;
         }
     }
@@ -334,7 +344,9 @@ fn validate_interactive(interactive: &Value) -> Result<(), GraphError> {
             for (index, button) in buttons.iter().enumerate() {
                 let path = format!("interactive.action.buttons[{index}]");
                 if button.get("type").and_then(Value::as_str) != Some("reply") {
-                    return Err(GraphError::invalid(format!("{path}.type must be \"reply\"")));
+                    return Err(GraphError::invalid(format!(
+                        "{path}.type must be \"reply\""
+                    )));
                 }
                 let reply = button
                     .get("reply")
@@ -368,13 +380,17 @@ fn validate_interactive(interactive: &Value) -> Result<(), GraphError> {
             let mut rows_in_all = 0;
             let mut ids = std::collections::HashSet::new();
             for (section_index, section) in sections.iter().enumerate() {
-                let rows = section.get("rows").and_then(Value::as_array).ok_or_else(|| {
-                    GraphError::missing(format!(
-                        "interactive.action.sections[{section_index}].rows is required"
-                    ))
-                })?;
+                let rows = section
+                    .get("rows")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| {
+                        GraphError::missing(format!(
+                            "interactive.action.sections[{section_index}].rows is required"
+                        ))
+                    })?;
                 for (row_index, row) in rows.iter().enumerate() {
-                    let path = format!("interactive.action.sections[{section_index}].rows[{row_index}]");
+                    let path =
+                        format!("interactive.action.sections[{section_index}].rows[{row_index}]");
                     let id = required_str(row, "id")
                         .map_err(|error| prefix(error, &format!("{path}.")))?;
                     check_length(&format!("{path}.id"), id, 200)?;
@@ -488,13 +504,29 @@ mod tests {
         let cases = [
             (json!([]), 100, "JSON object"),
             (json!({"to":"491511"}), 131_008, "messaging_product"),
-            (json!({"messaging_product":"whatsapp","type":"text","text":{"body":"x"}}), 131_008, "to is required"),
+            (
+                json!({"messaging_product":"whatsapp","type":"text","text":{"body":"x"}}),
+                131_008,
+                "to is required",
+            ),
             (text("12ab", "x"), 131_009, "6 to 15 digits"),
             (text("4915112345678", ""), 131_009, "text.body"),
             (text("4915112345678", &"x".repeat(4097)), 131_009, "4096"),
-            (json!({"messaging_product":"whatsapp","to":"4915112345678","type":"image","image":{}}), 131_009, "exactly one of id and link"),
-            (json!({"messaging_product":"whatsapp","to":"4915112345678","type":"fax","fax":{}}), 131_009, "fax"),
-            (json!({"messaging_product":"whatsapp","to":"4915112345678","type":"template","template":{"name":"t"}}), 131_008, "template.language"),
+            (
+                json!({"messaging_product":"whatsapp","to":"4915112345678","type":"image","image":{}}),
+                131_009,
+                "exactly one of id and link",
+            ),
+            (
+                json!({"messaging_product":"whatsapp","to":"4915112345678","type":"fax","fax":{}}),
+                131_009,
+                "fax",
+            ),
+            (
+                json!({"messaging_product":"whatsapp","to":"4915112345678","type":"template","template":{"name":"t"}}),
+                131_008,
+                "template.language",
+            ),
         ];
         for (body, code, needle) in cases {
             let error = validate(&body).unwrap_err();
@@ -515,23 +547,38 @@ mod tests {
                 "interactive":{"type":"button","body":{"text":"Pick"},"action":{"buttons":buttons}}})
         };
         validate(&buttons(3, "ok")).unwrap();
-        assert!(validate(&buttons(4, "ok")).unwrap_err().details.contains("1 to 3"));
-        assert!(validate(&buttons(1, &"t".repeat(21))).unwrap_err().details.contains("title"));
-        let rows: Vec<Value> = (0..11).map(|index| json!({"id":format!("r{index}"),"title":"row"})).collect();
+        assert!(validate(&buttons(4, "ok"))
+            .unwrap_err()
+            .details
+            .contains("1 to 3"));
+        assert!(validate(&buttons(1, &"t".repeat(21)))
+            .unwrap_err()
+            .details
+            .contains("title"));
+        let rows: Vec<Value> = (0..11)
+            .map(|index| json!({"id":format!("r{index}"),"title":"row"}))
+            .collect();
         let list = json!({"messaging_product":"whatsapp","to":"4915112345678","type":"interactive",
             "interactive":{"type":"list","body":{"text":"Pick"},"action":{"button":"Menu","sections":[{"title":"s","rows":rows}]}}});
-        assert!(validate(&list).unwrap_err().details.contains("1 to 10 rows"));
+        assert!(validate(&list)
+            .unwrap_err()
+            .details
+            .contains("1 to 10 rows"));
     }
 
     #[test]
     fn templates_and_media_with_links_pass() {
-        validate(&json!({"messaging_product":"whatsapp","to":"4915112345678","type":"template",
+        validate(
+            &json!({"messaging_product":"whatsapp","to":"4915112345678","type":"template",
             "template":{"name":"order_update","language":{"code":"en_US"},
-            "components":[{"type":"body","parameters":[{"type":"text","text":"42"}]}]}}))
+            "components":[{"type":"body","parameters":[{"type":"text","text":"42"}]}]}}),
+        )
         .unwrap();
-        validate(&json!({"messaging_product":"whatsapp","to":"4915112345678","type":"document",
+        validate(
+            &json!({"messaging_product":"whatsapp","to":"4915112345678","type":"document",
             "document":{"link":"https://example.com/a.pdf","filename":"a.pdf"},
-            "context":{"message_id":"wamid.X"}}))
+            "context":{"message_id":"wamid.X"}}),
+        )
         .unwrap();
     }
 

@@ -105,7 +105,10 @@ async fn retry_pending(inner: Weak<Inner>) {
             match inner.connection.clone().subscribe(&channel).await {
                 Ok(()) => {
                     lock(&inner.pending).remove(&channel);
-                    tracing::info!(channel, "socket.io adapter subscribed after redis came back");
+                    tracing::info!(
+                        channel,
+                        "socket.io adapter subscribed after redis came back"
+                    );
                 }
                 Err(error) => {
                     tracing::debug!(channel, error = %error, "socket.io adapter still cannot subscribe");
@@ -131,7 +134,9 @@ fn route(push: PushInfo, handlers: &Handlers) {
         tracing::warn!("unreadable pub/sub message from redis");
         return;
     };
-    let handlers = handlers.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let handlers = handlers
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(sender) = handlers.get(&channel) {
         if let Err(error) = sender.try_send((channel, message)) {
             tracing::warn!(error = %error, "socket.io adapter queue full; a cross-instance message was dropped");

@@ -199,12 +199,17 @@ pub fn verify(token: &str, secret: &[u8], now_seconds: i64) -> Result<Claims, Au
 fn required_string(value: Option<serde_json::Value>, name: &str) -> Result<String, AuthError> {
     match value {
         Some(serde_json::Value::String(text)) if !text.trim().is_empty() => Ok(text),
-        Some(_) => Err(AuthError::Claims(format!("{name} must be a non-empty string"))),
+        Some(_) => Err(AuthError::Claims(format!(
+            "{name} must be a non-empty string"
+        ))),
         None => Err(AuthError::Claims(format!("{name} is required"))),
     }
 }
 
-fn required_seconds(value: Option<serde_json::Value>, name: &str) -> Result<Option<i64>, AuthError> {
+fn required_seconds(
+    value: Option<serde_json::Value>,
+    name: &str,
+) -> Result<Option<i64>, AuthError> {
     match value {
         None => Ok(None),
         Some(serde_json::Value::Number(number)) => number

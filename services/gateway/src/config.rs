@@ -37,7 +37,11 @@ impl Config {
     /// Read the configuration; the error names the variable that is wrong.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let offset_reset = match env
-            .choice("CAAS_GATEWAY_OFFSET_RESET", "latest", &["latest", "earliest"])?
+            .choice(
+                "CAAS_GATEWAY_OFFSET_RESET",
+                "latest",
+                &["latest", "earliest"],
+            )?
             .as_str()
         {
             "earliest" => OffsetReset::Earliest,

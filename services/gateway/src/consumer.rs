@@ -12,8 +12,9 @@
 //! emitted with `"seq": null` rather than stalling the partition: clients treat such events as
 //! unsequenced and fetch the thread by `after_seq` on their next sequenced event or reconnect.
 //! After three lookups in a row that ran out of time (the logger is down or far behind), the
-//! gateway stops waiting and looks once per record until a lookup succeeds again, so a missing
-//! logger costs operators the `seq`, never their live updates.
+//! gateway waits a tenth of that per record until a lookup succeeds again, so a missing logger
+//! costs operators the `seq`, never their live updates, and a logger that is back (its batches
+//! take ~100 ms) is found again.
 //!
 //! **Emitting.** An emit publishes to Redis first, then delivers locally. If Redis does not
 //! take it (after two quick retries) the event is delivered to this instance's sockets only
@@ -66,7 +67,7 @@ impl FanoutHandler {
         if !incoming.has_seq() {
             return Enrichment::default();
         }
-        let Some(seq) = self.wait_for_seq(incoming.event_id()).await else {
+        let Some((seq, message_id)) = self.wait_for_seq(incoming.event_id()).await else {
             return Enrichment::default();
         };
         let key = incoming.conversation_key();
@@ -83,14 +84,6 @@ impl FanoutHandler {
         } else {
             None
         };
-        let message_id = match incoming {
-            Incoming::InboundStatus(status) => self
-                .store
-                .message_id_by_provider_id(key, &status.provider_message_id)
-                .await
-                .unwrap_or_default(),
-            _ => None,
-        };
         Enrichment {
             seq: Some(seq),
             conversation,
@@ -98,9 +91,9 @@ impl FanoutHandler {
         }
     }
 
-    async fn wait_for_seq(&self, event_id: &str) -> Option<i64> {
+    async fn wait_for_seq(&self, event_id: &str) -> Option<(i64, Option<String>)> {
         let budget = if self.misses.load(Ordering::Relaxed) >= MISSES_BEFORE_DEGRADED {
-            Duration::ZERO
+            self.seq_wait / 10
         } else {
             self.seq_wait
         };
@@ -109,10 +102,10 @@ impl FanoutHandler {
         let mut failed = false;
         loop {
             match self.store.event_seq(event_id).await {
-                Ok(Some(seq)) => {
+                Ok(Some(found)) => {
                     self.misses.store(0, Ordering::Relaxed);
                     metrics().seq_lookups.with_label_values(&["found"]).inc();
-                    return Some(seq);
+                    return Some(found);
                 }
                 Ok(None) => {}
                 Err(error) => {
@@ -132,7 +125,7 @@ impl FanoutHandler {
         if misses == MISSES_BEFORE_DEGRADED {
             tracing::warn!(
                 wait_ms = self.seq_wait.as_millis() as u64,
-                "the logger has not assigned seq to {MISSES_BEFORE_DEGRADED} events in a row; emitting without waiting until it does again"
+                "the logger has not assigned seq to {MISSES_BEFORE_DEGRADED} events in a row; waiting less until it does again"
             );
         }
         let outcome = if failed { "error" } else { "missing" };
@@ -140,15 +133,20 @@ impl FanoutHandler {
         None
     }
 
-    async fn emit(&self, emission: &Emission, timestamp_ms: Option<i64>) -> Result<(), HandlerError> {
+    async fn emit(
+        &self,
+        emission: &Emission,
+        timestamp_ms: Option<i64>,
+    ) -> Result<(), HandlerError> {
         let name = emission.event.name();
         let mut attempt: u32 = 0;
         let scope = loop {
             // `of` (unlike `to`) does not panic once the server closed its namespace on
             // shutdown; the record then stays unstored and is redelivered to another member.
-            let namespace = self.io.of("/").ok_or_else(|| {
-                HandlerError::retryable("the socket.io server is closing")
-            })?;
+            let namespace = self
+                .io
+                .of("/")
+                .ok_or_else(|| HandlerError::retryable("the socket.io server is closing"))?;
             let outcome = namespace
                 .to(emission.rooms.clone())
                 .emit(name, &emission.payload)
@@ -225,7 +223,9 @@ async fn decode(codec: &Codec, topic: &str, bytes: &[u8]) -> Result<Incoming, Ha
         topics::CONVERSATION_EVENTS => {
             Incoming::Conversation(typed::<ConversationEvent>(codec, bytes).await?)
         }
-        topics::PRESENCE_UPDATES => Incoming::Presence(typed::<PresenceUpdate>(codec, bytes).await?),
+        topics::PRESENCE_UPDATES => {
+            Incoming::Presence(typed::<PresenceUpdate>(codec, bytes).await?)
+        }
         topics::CAMPAIGN_EVENTS => Incoming::Campaign(typed::<CampaignEvent>(codec, bytes).await?),
         other => {
             return Err(HandlerError::poison(format!(

@@ -6,14 +6,18 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Json, Router};
+use caas_logger::rights::{self, Customer};
+use caas_logger::DataRightsError;
+use futures::StreamExt as _;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -48,6 +52,15 @@ pub enum ApiError {
     /// MongoDB did not answer.
     #[error("the conversation store is unavailable, try again: {0}")]
     Unavailable(String),
+}
+
+impl From<DataRightsError> for ApiError {
+    fn from(error: DataRightsError) -> Self {
+        match error {
+            DataRightsError::InvalidRequest(reason) => ApiError::BadRequest(reason),
+            other => ApiError::Unavailable(other.to_string()),
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -97,7 +110,9 @@ impl FromRequestParts<Arc<Shared>> for Operator {
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or(AuthError::Malformed("expected Authorization: Bearer <token>"))?;
+            .ok_or(AuthError::Malformed(
+                "expected Authorization: Bearer <token>",
+            ))?;
         let claims = auth::verify(
             token,
             shared.jwt_secret.expose().as_bytes(),
@@ -114,14 +129,32 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/conversations", get(list_conversations))
         .route("/api/v1/conversations/{key}", get(get_conversation))
         .route("/api/v1/conversations/{key}/messages", get(list_messages))
+        .route("/api/v1/customers/{customer}/export", get(export_customer))
+        .route("/api/v1/customers/{customer}", delete(erase_customer))
         .with_state(shared)
         .layer(axum::middleware::from_fn(count_requests));
     Router::new()
-        .route("/", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
-        .route("/index.html", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
-        .route("/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
-        .route("/openapi.yaml", get(|| async { asset("application/yaml; charset=utf-8", OPENAPI) }))
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/index.html",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route(
+            "/openapi.yaml",
+            get(|| async { asset("application/yaml; charset=utf-8", OPENAPI) }),
+        )
         .merge(api)
 }
 
@@ -275,4 +308,89 @@ async fn list_messages(
         "has_more": has_more,
         "last_seq": last_seq,
     })))
+}
+
+fn admin_only(claims: &Claims, what: &str) -> Result<(), ApiError> {
+    if claims.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("{what} takes the admin role")))
+    }
+}
+
+async fn redis(shared: &Shared) -> Result<redis::aio::ConnectionManager, ApiError> {
+    caas_runtime::probe::redis_connection(shared.redis_url.expose())
+        .await
+        .map_err(ApiError::Unavailable)
+}
+
+/// `GET /api/v1/customers/{customer}/export` (admin): everything stored about one customer of
+/// the caller's tenant, as JSON lines, streamed.
+async fn export_customer(
+    State(shared): State<Arc<Shared>>,
+    Operator(claims): Operator,
+    Path(customer_id): Path<String>,
+) -> Result<Response, ApiError> {
+    admin_only(&claims, "exporting a customer's data")?;
+    let customer = Customer::new(&claims.tenant, &customer_id)?;
+    let mut connection = redis(&shared).await?;
+    let export =
+        rights::export_customer(shared.store.database(), &mut connection, &customer).await?;
+    tracing::info!(tenant = %claims.tenant, operator = %claims.sub, "customer data exported");
+    let lines = export.map(|line| {
+        line.and_then(|line| {
+            let mut bytes = serde_json::to_vec(&line).map_err(std::io::Error::other)?;
+            bytes.push(b'\n');
+            Ok(bytes)
+        })
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"customer-export.jsonl\"",
+            ),
+        ],
+        Body::from_stream(lines),
+    )
+        .into_response())
+}
+
+/// `DELETE /api/v1/customers/{customer}` (admin): erase one customer of the caller's tenant;
+/// answers what was deleted. Operators' dashboards drop the erased conversations.
+async fn erase_customer(
+    State(shared): State<Arc<Shared>>,
+    Operator(claims): Operator,
+    Path(customer_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    admin_only(&claims, "erasing a customer's data")?;
+    let customer = Customer::new(&claims.tenant, &customer_id)?;
+    let mut connection = redis(&shared).await?;
+    let report = rights::erase_customer(
+        shared.store.database(),
+        &mut connection,
+        &customer,
+        &claims.sub,
+    )
+    .await?;
+    tracing::info!(tenant = %claims.tenant, operator = %claims.sub, erasure = %report.erasure_id, "customer erased");
+    if let Some(io) = shared.io.get() {
+        for conversation_key in customer.conversation_keys() {
+            let _ = io
+                .to(rooms::tenant(&claims.tenant))
+                .emit(
+                    "conversation.updated",
+                    &json!({
+                        "conversation_key": conversation_key,
+                        "seq": serde_json::Value::Null,
+                        "partial": true,
+                        "erased": true,
+                        "change": "erased",
+                    }),
+                )
+                .await;
+        }
+    }
+    Ok(Json(json!(report)))
 }

@@ -79,9 +79,11 @@ async fn authenticate(
     TryData(auth): TryData<Value>,
     State(shared): SharedState,
 ) -> Result<(), AuthError> {
-    let from_auth = auth
-        .ok()
-        .and_then(|auth| auth.get("token").and_then(Value::as_str).map(str::to_string));
+    let from_auth = auth.ok().and_then(|auth| {
+        auth.get("token")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
     let from_header = || {
         socket
             .req_parts()
@@ -116,11 +118,12 @@ async fn authenticate(
     }
 }
 
-async fn on_connect(socket: Socket, Extension(claims): Extension<Claims>, State(shared): SharedState) {
-    metrics()
-        .connections
-        .with_label_values(&["accepted"])
-        .inc();
+async fn on_connect(
+    socket: Socket,
+    Extension(claims): Extension<Claims>,
+    State(shared): SharedState,
+) {
+    metrics().connections.with_label_values(&["accepted"]).inc();
     metrics().connected_sockets.inc();
     socket.join(vec![
         rooms::tenant(&claims.tenant),
@@ -205,7 +208,10 @@ fn claims_of(socket: &Socket) -> Option<Claims> {
     socket.extensions.get::<Claims>()
 }
 
-fn payload_of(event: &'static str, data: Result<Value, socketioxide::ParserError>) -> Result<Value, Refusal> {
+fn payload_of(
+    event: &'static str,
+    data: Result<Value, socketioxide::ParserError>,
+) -> Result<Value, Refusal> {
     data.map_err(|error| {
         Refusal::Action(ActionError::Invalid {
             event,
@@ -259,7 +265,12 @@ async fn on_leave(socket: Socket, TryData(data): TryData<Value>, ack: Ack) {
     answer(EVENT, ack, outcome);
 }
 
-async fn on_send(socket: Socket, State(shared): SharedState, TryData(data): TryData<Value>, ack: Ack) {
+async fn on_send(
+    socket: Socket,
+    State(shared): SharedState,
+    TryData(data): TryData<Value>,
+    ack: Ack,
+) {
     const EVENT: &str = "message.send";
     let outcome = async {
         let claims = claims_of(&socket).ok_or(ActionError::Forbidden("not signed in".into()))?;
@@ -285,7 +296,8 @@ async fn conversation_action(
     let event = action.event();
     let outcome = async {
         let claims = claims_of(&socket).ok_or(ActionError::Forbidden("not signed in".into()))?;
-        let request: actions::ConversationRequest = actions::parse(event, payload_of(event, data)?)?;
+        let request: actions::ConversationRequest =
+            actions::parse(event, payload_of(event, data)?)?;
         rooms::check_conversation_key(&claims.tenant, &request.conversation_key)
             .map_err(ActionError::from)?;
         let state = shared.conversation_state(&request.conversation_key).await;
@@ -298,23 +310,48 @@ async fn conversation_action(
     answer(event, ack, outcome);
 }
 
-async fn on_assign(socket: Socket, State(shared): SharedState, TryData(data): TryData<Value>, ack: Ack) {
+async fn on_assign(
+    socket: Socket,
+    State(shared): SharedState,
+    TryData(data): TryData<Value>,
+    ack: Ack,
+) {
     conversation_action(ConversationAction::Assign, socket, shared, data, ack).await;
 }
 
-async fn on_handoff(socket: Socket, State(shared): SharedState, TryData(data): TryData<Value>, ack: Ack) {
+async fn on_handoff(
+    socket: Socket,
+    State(shared): SharedState,
+    TryData(data): TryData<Value>,
+    ack: Ack,
+) {
     conversation_action(ConversationAction::Handoff, socket, shared, data, ack).await;
 }
 
-async fn on_release(socket: Socket, State(shared): SharedState, TryData(data): TryData<Value>, ack: Ack) {
+async fn on_release(
+    socket: Socket,
+    State(shared): SharedState,
+    TryData(data): TryData<Value>,
+    ack: Ack,
+) {
     conversation_action(ConversationAction::Release, socket, shared, data, ack).await;
 }
 
-async fn on_close(socket: Socket, State(shared): SharedState, TryData(data): TryData<Value>, ack: Ack) {
+async fn on_close(
+    socket: Socket,
+    State(shared): SharedState,
+    TryData(data): TryData<Value>,
+    ack: Ack,
+) {
     conversation_action(ConversationAction::Close, socket, shared, data, ack).await;
 }
 
-async fn on_typing(socket: Socket, State(shared): SharedState, TryData(data): TryData<Value>, ack: Ack) {
+async fn on_typing(
+    socket: Socket,
+    State(shared): SharedState,
+    TryData(data): TryData<Value>,
+    ack: Ack,
+) {
     const EVENT: &str = "typing";
     let outcome = async {
         let claims = claims_of(&socket).ok_or(ActionError::Forbidden("not signed in".into()))?;
@@ -344,7 +381,12 @@ async fn on_typing(socket: Socket, State(shared): SharedState, TryData(data): Tr
     answer(EVENT, ack, outcome);
 }
 
-async fn on_read(socket: Socket, State(shared): SharedState, TryData(data): TryData<Value>, ack: Ack) {
+async fn on_read(
+    socket: Socket,
+    State(shared): SharedState,
+    TryData(data): TryData<Value>,
+    ack: Ack,
+) {
     const EVENT: &str = "conversation.read";
     let outcome = async {
         let claims = claims_of(&socket).ok_or(ActionError::Forbidden("not signed in".into()))?;
@@ -371,17 +413,29 @@ async fn on_heartbeat(socket: Socket, State(shared): SharedState, ack: Ack) {
 
 /// `session.refresh { token }`: a new token for the same operator and tenant extends the
 /// session without reconnecting.
-async fn on_refresh(socket: Socket, State(shared): SharedState, TryData(data): TryData<Value>, ack: Ack) {
+async fn on_refresh(
+    socket: Socket,
+    State(shared): SharedState,
+    TryData(data): TryData<Value>,
+    ack: Ack,
+) {
     const EVENT: &str = "session.refresh";
     let outcome = (|| {
         let current = claims_of(&socket).ok_or(ActionError::Forbidden("not signed in".into()))?;
         let data = payload_of(EVENT, data)?;
-        let token = data.get("token").and_then(Value::as_str).unwrap_or_default();
-        let renewed = auth::verify(token, shared.jwt_secret.expose().as_bytes(), auth::now_seconds())
-            .map_err(|error| ActionError::Invalid {
-                event: EVENT,
-                reason: error.to_string(),
-            })?;
+        let token = data
+            .get("token")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let renewed = auth::verify(
+            token,
+            shared.jwt_secret.expose().as_bytes(),
+            auth::now_seconds(),
+        )
+        .map_err(|error| ActionError::Invalid {
+            event: EVENT,
+            reason: error.to_string(),
+        })?;
         if renewed.sub != current.sub || renewed.tenant != current.tenant {
             return Err(ActionError::Forbidden(
                 "the new token is for another operator or tenant; reconnect instead".into(),

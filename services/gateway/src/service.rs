@@ -1,6 +1,7 @@
 //! Wiring: build the clients (all lazy), serve HTTP and socket.io, run the fan-out consumer,
 //! drain on shutdown.
 
+use std::future::IntoFuture as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +61,8 @@ pub async fn run(
         jwt_secret: config.jwt_secret.clone(),
         publisher: Publisher::new(producer.clone(), codec.clone()),
         store: store.clone(),
+        redis_url: config.common.redis_url.clone(),
+        io: std::sync::OnceLock::new(),
     });
     let adapter = RedisAdapterCtr::new_with_driver(
         driver,
@@ -79,6 +82,7 @@ pub async fn run(
         .with_adapter::<Adapter>(adapter)
         .build_layer();
     realtime::register(&io).await?;
+    let _ = shared.io.set(io.clone());
 
     let app = caas_runtime::ops::router(readiness)
         .merge(http::router(shared))
@@ -124,45 +128,61 @@ pub async fn run(
         async move {
             shutdown.cancelled().await;
             consumer_stop.cancel();
-            let _ = tokio::time::timeout(grace, consumer_done.cancelled()).await;
+            // Half the grace period for the record in hand; the rest for the connections.
+            let _ = tokio::time::timeout(grace / 2, consumer_done.cancelled()).await;
             io.close().await;
         }
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(closing);
-    let mut consumer_outcome = None;
-    let served = tokio::select! {
-        outcome = server => Some(outcome),
-        () = async { shutdown.cancelled().await; tokio::time::sleep(grace * 2).await } => None,
-        joined = &mut consumer => {
-            // The consumer only returns early on a fatal error: without it this instance
-            // would serve sockets that never get events, so stop and let it be restarted.
-            consumer_outcome = Some(joined);
-            shutdown.cancel();
-            None
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(closing)
+        .into_future();
+    let mut server = std::pin::pin!(server);
+    // Everything after the shutdown signal is bounded by the grace period.
+    let mut deadline = std::pin::pin!({
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
         }
-    };
-    match served {
+    });
+    let mut server_outcome = None;
+    let mut consumer_outcome = None;
+    tokio::select! {
+        outcome = &mut server => server_outcome = Some(outcome),
+        joined = &mut consumer => consumer_outcome = Some(joined),
+        () = &mut deadline => {}
+    }
+    if consumer_outcome.is_some() && server_outcome.is_none() {
+        if !shutdown.is_cancelled() {
+            // The consumer only ends by itself on a fatal error: this instance would serve
+            // sockets that never get events, so it stops and gets restarted.
+            tracing::error!("the fan-out consumer stopped; shutting the gateway down");
+            shutdown.cancel();
+        }
+        tokio::select! {
+            outcome = &mut server => server_outcome = Some(outcome),
+            () = &mut deadline => {}
+        }
+    }
+    if consumer_outcome.is_none() {
+        tokio::select! {
+            joined = &mut consumer => consumer_outcome = Some(joined),
+            () = &mut deadline => {}
+        }
+    }
+    if let Err(error) = producer.flush(Duration::from_secs(2)).await {
+        tracing::warn!(error = %error, "kafka producer not fully flushed");
+    }
+    match server_outcome {
         Some(outcome) => outcome.context("http server failed")?,
-        None if consumer_outcome.is_none() => tracing::warn!(
+        None => tracing::warn!(
             grace_ms = grace.as_millis() as u64,
             "open connections did not finish within the grace period"
         ),
-        None => {}
-    }
-    consumer_stop.cancel();
-    let consumer_outcome = match consumer_outcome {
-        Some(joined) => Some(joined),
-        None => tokio::time::timeout(grace, &mut consumer).await.ok(),
-    };
-    if let Err(error) = producer.flush(Duration::from_secs(5)).await {
-        tracing::warn!(error = %error, "kafka producer not fully flushed");
     }
     match consumer_outcome {
         Some(Ok(Ok(()))) => {}
-        Some(Ok(Err(error))) => {
-            tracing::error!(error = %error, "the fan-out consumer failed");
-            return Err(error).context("the fan-out consumer failed");
-        }
+        Some(Ok(Err(error))) => return Err(error).context("the fan-out consumer failed"),
         Some(Err(join_error)) => return Err(join_error).context("the fan-out consumer panicked"),
         None => {
             consumer.abort();

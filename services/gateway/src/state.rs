@@ -16,6 +16,10 @@ pub struct Shared {
     pub publisher: Publisher,
     /// Reads the logger's documents.
     pub store: Store,
+    /// `CAAS_REDIS_URL`, for data-rights requests (presence and de-duplication keys).
+    pub redis_url: Secret,
+    /// The socket.io server, set once it is built, so the REST API can notify operators.
+    pub io: std::sync::OnceLock<crate::realtime::Io>,
 }
 
 impl Shared {

@@ -1,10 +1,10 @@
 //! Read-only access to what the logger keeps in MongoDB (database `caas`): the `events`
 //! collection (for each event's conversation `seq`), `conversations` and `messages`.
 //!
-//! The logger owns these documents and their shape; the gateway never writes them. Every
-//! field name the gateway relies on is in [`fields`], and the document → view mappings are
-//! pure functions ([`conversation_from_document`], [`message_from_document`]) tested with
-//! documents written the way the logger writes them.
+//! The logger owns these documents and their shape; the gateway never writes them. They are
+//! read into the logger's own document types ([`caas_logger::domain::docs`]), so a change of
+//! that contract breaks this crate's build rather than its answers; the mappings to the views
+//! operators see are pure functions ([`conversation_from_document`], [`message_from_document`]).
 
 use std::time::Duration;
 
@@ -14,32 +14,30 @@ use futures::TryStreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::options::ClientOptions;
 
+use caas_logger::domain::docs::{self, ConversationDoc, ConversationState, MessageDoc, Mode};
+
 use crate::domain::views::{
     ConversationView, DeliveryStatus, Direction, LastMessage, MessageError, MessageView,
 };
 
-/// Field and collection names of the logger's documents.
+/// Field names of the logger's documents used in queries (the documents themselves are read
+/// into the logger's own types, [`caas_logger::domain::docs`]).
 pub mod fields {
-    /// Collection: one document per processed event, `_id` = event id.
-    pub const EVENTS: &str = "events";
-    /// Collection: one document per message.
-    pub const MESSAGES: &str = "messages";
-    /// Collection: one document per conversation, `_id` = conversation key.
-    pub const CONVERSATIONS: &str = "conversations";
+    pub use caas_logger::domain::docs::{CONVERSATIONS, EVENTS, MESSAGES};
     /// The conversation sequence (on events, messages and conversations).
     pub const SEQ: &str = "seq";
     /// A message's conversation.
     pub const CONVERSATION_KEY: &str = "conversation_key";
-    /// A message's provider id.
-    pub const PROVIDER_MESSAGE_ID: &str = "provider_message_id";
     /// A conversation's mode (`bot` | `human`).
     pub const MODE: &str = "mode";
     /// A conversation's assignee.
     pub const ASSIGNEE: &str = "assignee";
     /// A conversation's unread count.
     pub const UNREAD_COUNT: &str = "unread_count";
-    /// A conversation's newest activity: the list's sort key.
-    pub const LAST_ACTIVITY_AT: &str = "last_activity_at";
+    /// When the logger last changed a conversation: the list's sort key.
+    pub const LAST_ACTIVITY_AT: &str = "updated_at";
+    /// On an event: the `messages` document it changed.
+    pub const MESSAGE_ID: &str = "message_id";
 }
 
 /// Reading from MongoDB failed.
@@ -112,16 +110,27 @@ impl Store {
         }
     }
 
-    /// The `seq` the logger assigned to event `event_id`; `None` while it has not processed it.
-    pub async fn event_seq(&self, event_id: &str) -> Result<Option<i64>, StoreError> {
+    /// The `seq` the logger assigned to event `event_id` and the id of the message the event
+    /// changed; `None` while the logger has not processed the event.
+    pub async fn event_seq(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<(i64, Option<String>)>, StoreError> {
         let found = self
             .bounded(
                 self.collection(fields::EVENTS)
                     .find_one(doc! { "_id": event_id })
-                    .projection(doc! { fields::SEQ: 1 }),
+                    .projection(doc! { fields::SEQ: 1, fields::MESSAGE_ID: 1 }),
             )
             .await?;
-        Ok(found.and_then(|document| integer(document.get(fields::SEQ))))
+        Ok(found.and_then(|document| {
+            let seq = integer(document.get(fields::SEQ))?;
+            let message_id = document
+                .get_str(fields::MESSAGE_ID)
+                .ok()
+                .map(str::to_string);
+            Some((seq, message_id))
+        }))
     }
 
     /// The conversation `conversation_key` as the logger keeps it.
@@ -136,25 +145,6 @@ impl Store {
             )
             .await?;
         Ok(found.and_then(|document| conversation_from_document(&document)))
-    }
-
-    /// The id of the message with provider id `provider_message_id` in a conversation.
-    pub async fn message_id_by_provider_id(
-        &self,
-        conversation_key: &str,
-        provider_message_id: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let found = self
-            .bounded(
-                self.collection(fields::MESSAGES).find_one(doc! {
-                    fields::CONVERSATION_KEY: conversation_key,
-                    fields::PROVIDER_MESSAGE_ID: provider_message_id,
-                }),
-            )
-            .await?;
-        Ok(found
-            .and_then(|document| message_from_document(&document))
-            .map(|message| message.id))
     }
 
     /// One page of `tenant`'s conversations, newest activity first.
@@ -251,6 +241,11 @@ impl Store {
         ))
     }
 
+    /// The logger's database (data-rights requests run the logger's own functions on it).
+    pub fn database(&self) -> &mongodb::Database {
+        &self.database
+    }
+
     /// Ask the server something (readiness).
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.bounded(self.database.run_command(doc! { "ping": 1 }))
@@ -281,190 +276,191 @@ fn decode_cursor(cursor: &str) -> Result<(Bson, String), StoreError> {
         .map_err(|_| StoreError::BadCursor)?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
-    let key = value["k"].as_str().ok_or(StoreError::BadCursor)?.to_string();
+    let key = value["k"]
+        .as_str()
+        .ok_or(StoreError::BadCursor)?
+        .to_string();
     let activity = Bson::try_from(value["a"].clone()).map_err(|_| StoreError::BadCursor)?;
     Ok((activity, key))
 }
 
-/// An integer field (the logger may write Int32 or Int64).
+/// An integer field (Int32 or Int64).
 fn integer(value: Option<&Bson>) -> Option<i64> {
     match value? {
         Bson::Int64(number) => Some(*number),
         Bson::Int32(number) => Some(i64::from(*number)),
-        Bson::Double(number) => Some(*number as i64),
         _ => None,
     }
 }
 
-/// A timestamp field as epoch milliseconds (a BSON date or a number of milliseconds).
-fn millis(value: Option<&Bson>) -> Option<i64> {
-    match value? {
-        Bson::DateTime(date) => Some(date.timestamp_millis()),
-        other => integer(Some(other)),
-    }
-}
-
-fn string(document: &Document, names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|name| document.get_str(name).ok())
-        .map(str::to_string)
-}
-
-fn first<'a>(document: &'a Document, names: &[&str]) -> Option<&'a Bson> {
-    names.iter().find_map(|name| document.get(name))
-}
-
-/// Map a `conversations` document to the list view; `None` when it has no usable key.
+/// Map a `conversations` document to the list view; `None` (with a warning) when it does not
+/// have the logger's shape.
 pub fn conversation_from_document(document: &Document) -> Option<ConversationView> {
-    let conversation_key = string(document, &["_id", "conversation_key"])?;
-    let parsed = caas_events::keys::parse_conversation_key(&conversation_key)?;
-    let last_message = first(document, &["last_message"])
-        .and_then(Bson::as_document)
-        .map(|last| LastMessage {
-            preview: string(last, &["preview", "text"]).unwrap_or_default(),
-            direction: match last.get_str("direction") {
-                Ok("outbound") => Direction::Outbound,
-                _ => Direction::Inbound,
-            },
-            occurred_at: millis(first(last, &["occurred_at", "at"])).unwrap_or_default(),
-        });
-    let closed = match first(document, &["closed", "status"]) {
-        Some(Bson::Boolean(closed)) => *closed,
-        Some(Bson::String(status)) => status == "closed",
-        _ => false,
+    let stored: ConversationDoc = match mongodb::bson::from_document(document.clone()) {
+        Ok(stored) => stored,
+        Err(error) => {
+            tracing::warn!(error = %error, "unreadable conversations document");
+            return None;
+        }
     };
+    let last_message = stored.last_message.as_ref().map(|last| LastMessage {
+        preview: last.preview.clone().unwrap_or_default(),
+        direction: direction(last.direction),
+        occurred_at: last.at.timestamp_millis(),
+    });
     Some(ConversationView {
-        tenant_id: string(document, &["tenant_id", "tenant"])
-            .unwrap_or_else(|| parsed.tenant_id.to_string()),
-        channel: parsed.channel.as_str().to_string(),
-        customer_id: string(document, &["customer_id", "customer"])
-            .unwrap_or_else(|| parsed.customer_id.to_string()),
-        customer_name: string(document, &["customer_name", "customer_display_name"]),
-        mode: string(document, &[fields::MODE]).unwrap_or_else(|| "bot".to_string()),
-        assignee: string(document, &[fields::ASSIGNEE, "assignee_operator_id"]),
-        closed,
-        unread_count: integer(first(document, &[fields::UNREAD_COUNT, "unread"])).unwrap_or(0),
-        last_inbound_at: millis(first(document, &["last_inbound_at"])),
-        last_activity_at: millis(first(document, &[fields::LAST_ACTIVITY_AT, "updated_at"]))
-            .or(last_message.as_ref().map(|last| last.occurred_at)),
+        seq: Some(stored.seq),
+        tenant_id: stored.tenant_id,
+        channel: stored.channel,
+        customer_id: stored.customer_id,
+        customer_name: stored.customer_display_name,
+        mode: match stored.mode {
+            Mode::Bot => "bot",
+            Mode::Human => "human",
+        }
+        .to_string(),
+        assignee: stored.assignee,
+        closed: stored.state == ConversationState::Closed,
+        opted_out: stored.opted_out,
+        unread_count: stored.unread_count,
         last_message,
-        seq: integer(document.get(fields::SEQ)),
-        conversation_key,
+        last_inbound_at: stored.last_inbound_at.map(|at| at.timestamp_millis()),
+        last_activity_at: Some(stored.updated_at.timestamp_millis()),
+        conversation_key: stored.key,
     })
 }
 
-/// Map a `messages` document to the thread view; `None` when it has no id or conversation.
+fn direction(stored: docs::Direction) -> Direction {
+    match stored {
+        docs::Direction::Inbound => Direction::Inbound,
+        docs::Direction::Outbound => Direction::Outbound,
+    }
+}
+
+/// Map a `messages` document to the thread view; `None` (with a warning) when it does not have
+/// the logger's shape.
 pub fn message_from_document(document: &Document) -> Option<MessageView> {
-    let conversation_key = string(document, &[fields::CONVERSATION_KEY])?;
-    let command_id = string(document, &["command_id"]);
-    let direction = match document.get_str("direction") {
-        Ok("outbound") => Direction::Outbound,
-        Ok(_) => Direction::Inbound,
-        Err(_) if command_id.is_some() => Direction::Outbound,
-        Err(_) => Direction::Inbound,
+    let stored: MessageDoc = match mongodb::bson::from_document(document.clone()) {
+        Ok(stored) => stored,
+        Err(error) => {
+            tracing::warn!(error = %error, "unreadable messages document");
+            return None;
+        }
     };
-    let id = match direction {
-        Direction::Outbound => command_id.clone().or_else(|| string(document, &["_id"])),
-        Direction::Inbound => string(document, &["event_id", "_id"]),
-    }?;
-    let content_json = document
-        .get("content")
-        .cloned()
-        .map(Bson::into_relaxed_extjson)
+    let direction = direction(stored.direction);
+    let content = stored
+        .content
+        .map(|content| Bson::Document(content).into_relaxed_extjson())
         .unwrap_or(serde_json::Value::Null);
-    let content = serde_json::from_value::<caas_events::model::Content>(content_json.clone()).ok();
-    let preview = content
-        .as_ref()
-        .map(crate::domain::views::preview)
-        .or_else(|| string(document, &["preview", "text"]))
-        .unwrap_or_default();
-    let status = document
-        .get_str("status")
-        .ok()
-        .and_then(DeliveryStatus::parse)
-        .unwrap_or(match direction {
-            Direction::Inbound => DeliveryStatus::Received,
-            Direction::Outbound => DeliveryStatus::Pending,
-        });
-    let error = first(document, &["error"])
-        .and_then(Bson::as_document)
-        .map(|error| MessageError {
-            code: string(error, &["code"]).unwrap_or_else(|| "unknown".to_string()),
-            reason: string(error, &["reason", "message", "title"]).unwrap_or_default(),
-        });
     Some(MessageView {
-        id,
-        seq: integer(document.get(fields::SEQ)),
+        id: stored.id,
+        conversation_key: stored.conversation_key,
+        seq: Some(stored.seq),
         direction,
-        origin: string(document, &["origin"]).unwrap_or_else(|| match direction {
+        origin: stored.origin.unwrap_or_else(|| match direction {
             Direction::Inbound => "customer".to_string(),
-            Direction::Outbound => "bot".to_string(),
+            Direction::Outbound => "unknown".to_string(),
         }),
-        operator_id: string(document, &["operator_id"]),
-        command_id,
-        provider_message_id: string(document, &[fields::PROVIDER_MESSAGE_ID]),
-        status,
-        content: content_json,
-        preview,
-        occurred_at: millis(first(document, &["occurred_at", "created_at"])).unwrap_or_default(),
-        error,
-        conversation_key,
+        operator_id: stored.operator_id,
+        command_id: stored.command_id,
+        provider_message_id: stored.provider_message_id,
+        status: DeliveryStatus::parse(&stored.status).unwrap_or(match direction {
+            Direction::Inbound => DeliveryStatus::Received,
+            Direction::Outbound => DeliveryStatus::Queued,
+        }),
+        content,
+        preview: stored.preview.unwrap_or_default(),
+        occurred_at: stored
+            .created_at
+            .unwrap_or(stored.updated_at)
+            .timestamp_millis(),
+        error: stored.error.map(|error| MessageError {
+            code: error.code,
+            reason: error.detail.unwrap_or(error.title),
+        }),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use caas_logger::domain::docs::{LastMessage as StoredLastMessage, MessageDoc};
+    use caas_logger::domain::status::{DeliveryStatus as StoredStatus, StatusObservation};
     use mongodb::bson::DateTime;
 
     #[test]
-    fn a_conversation_document_becomes_a_list_entry() {
-        let document = doc! {
-            "_id": "acme:whatsapp:49151",
-            "tenant_id": "acme",
-            "customer_id": "49151",
-            "customer_name": "Kim",
-            "mode": "human",
-            "assignee": "op-1",
-            "unread_count": 2_i32,
-            "last_inbound_at": DateTime::from_millis(1_000),
-            "last_message": { "preview": "hello", "direction": "inbound", "occurred_at": DateTime::from_millis(1_000) },
-            "seq": 5_i64,
-        };
+    fn a_logger_conversation_becomes_a_list_entry() {
+        let mut stored = ConversationDoc::new(
+            "acme:whatsapp:49151",
+            "acme",
+            "whatsapp",
+            "49151",
+            DateTime::from_millis(500),
+        );
+        stored.customer_display_name = Some("Kim".into());
+        stored.mode = Mode::Human;
+        stored.assignee = Some("op-1".into());
+        stored.unread_count = 2;
+        stored.seq = 5;
+        stored.last_inbound_at = Some(DateTime::from_millis(1_000));
+        stored.updated_at = DateTime::from_millis(1_200);
+        stored.last_message = Some(StoredLastMessage {
+            message_id: "in:whatsapp:wamid.1".into(),
+            direction: docs::Direction::Inbound,
+            content_type: Some("text".into()),
+            preview: Some("hello".into()),
+            at: DateTime::from_millis(1_000),
+            seq: 5,
+        });
+        let document = mongodb::bson::to_document(&stored).unwrap();
         let view = conversation_from_document(&document).unwrap();
         assert_eq!(view.conversation_key, "acme:whatsapp:49151");
         assert_eq!(view.channel, "whatsapp");
+        assert_eq!(view.customer_name.as_deref(), Some("Kim"));
         assert_eq!(view.mode, "human");
         assert_eq!(view.assignee.as_deref(), Some("op-1"));
         assert_eq!(view.unread_count, 2);
         assert_eq!(view.last_inbound_at, Some(1_000));
-        assert_eq!(view.last_activity_at, Some(1_000));
+        assert_eq!(view.last_activity_at, Some(1_200));
         assert_eq!(view.seq, Some(5));
+        assert!(!view.closed);
         assert_eq!(view.last_message.unwrap().preview, "hello");
-        assert!(conversation_from_document(&doc! { "_id": "not-a-key" }).is_none());
+        assert!(conversation_from_document(&doc! { "_id": "not-a-conversation" }).is_none());
     }
 
     #[test]
-    fn a_message_document_becomes_a_thread_entry() {
-        let document = doc! {
-            "_id": "m-1",
-            "conversation_key": "acme:whatsapp:49151",
-            "direction": "outbound",
-            "command_id": "cmd-1",
-            "origin": "operator",
-            "operator_id": "op-1",
-            "provider_message_id": "wamid.1",
-            "status": "delivered",
-            "content": { "text": { "body": "hi", "preview_url": false } },
-            "occurred_at": 2_000_i64,
-            "seq": 9_i64,
-        };
+    fn a_logger_message_becomes_a_thread_entry() {
+        let mut stored = MessageDoc::empty(
+            "out:acme:cmd-1".into(),
+            docs::Direction::Outbound,
+            "acme",
+            "acme:whatsapp:49151",
+            "whatsapp",
+            "49151",
+            DateTime::from_millis(2_000),
+        );
+        stored.command_id = Some("cmd-1".into());
+        stored.origin = Some("operator".into());
+        stored.operator_id = Some("op-1".into());
+        stored.provider_message_id = Some("wamid.1".into());
+        stored.preview = Some("hi".into());
+        stored.content = Some(doc! { "text": { "body": "hi", "preview_url": false } });
+        stored.created_at = Some(DateTime::from_millis(2_000));
+        stored.seq = 9;
+        stored.observe(StatusObservation {
+            status: StoredStatus::Delivered,
+            at: 2_500,
+            event_id: "s-1".into(),
+            error: None,
+        });
+        let document = mongodb::bson::to_document(&stored).unwrap();
         let view = message_from_document(&document).unwrap();
-        assert_eq!(view.id, "cmd-1");
+        assert_eq!(view.id, "out:acme:cmd-1");
         assert_eq!(view.direction, Direction::Outbound);
         assert_eq!(view.status, DeliveryStatus::Delivered);
+        assert_eq!(view.origin, "operator");
         assert_eq!(view.preview, "hi");
+        assert_eq!(view.content["text"]["body"], "hi");
         assert_eq!(view.seq, Some(9));
         assert_eq!(view.occurred_at, 2_000);
     }

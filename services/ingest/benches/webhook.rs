@@ -19,6 +19,7 @@ const SCHEMA_IDS: SchemaIds = SchemaIds {
     message: 1,
     status: 2,
     presence: 3,
+    conversation: 4,
 };
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -2,7 +2,10 @@
 //! `caas-events`), plus what was deliberately not produced (unknown tenants, kinds we do not
 //! carry) so the edge can count and log it.
 
-use caas_events::model::{Content, InboundMessage, InboundStatus, MessageStatus, PresenceEvent};
+use caas_events::model::{
+    Content, ConversationEvent, ConversationEventKind, InboundMessage, InboundStatus,
+    MessageStatus, PresenceEvent,
+};
 use caas_events::{wire, EncodeError, Event};
 
 /// The `source` of every event this service produces.
@@ -26,9 +29,12 @@ pub enum IngestEvent {
     Status(InboundStatus),
     /// A presence signal (RBM `IS_TYPING`) → `presence.events.v1`.
     Presence(PresenceEvent),
+    /// A change of the customer's consent (RBM `UNSUBSCRIBE` / `SUBSCRIBE`) →
+    /// `conversation.events.v1`.
+    Conversation(ConversationEvent),
 }
 
-/// The registry ids of the three schemas ingest writes.
+/// The registry ids of the four schemas ingest writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SchemaIds {
     /// Id of `inbound.messages.v1-value`.
@@ -37,6 +43,8 @@ pub struct SchemaIds {
     pub status: u32,
     /// Id of `presence.events.v1-value`.
     pub presence: u32,
+    /// Id of `conversation.events.v1-value`.
+    pub conversation: u32,
 }
 
 impl IngestEvent {
@@ -46,6 +54,7 @@ impl IngestEvent {
             IngestEvent::Message(event) => event.event_id(),
             IngestEvent::Status(event) => event.event_id(),
             IngestEvent::Presence(event) => event.event_id(),
+            IngestEvent::Conversation(event) => event.event_id(),
         }
     }
 
@@ -55,6 +64,7 @@ impl IngestEvent {
             IngestEvent::Message(event) => event.key(),
             IngestEvent::Status(event) => event.key(),
             IngestEvent::Presence(event) => event.key(),
+            IngestEvent::Conversation(event) => event.key(),
         }
     }
 
@@ -64,6 +74,7 @@ impl IngestEvent {
             IngestEvent::Message(event) => event.tenant_id(),
             IngestEvent::Status(event) => event.tenant_id(),
             IngestEvent::Presence(event) => event.tenant_id(),
+            IngestEvent::Conversation(event) => event.tenant_id(),
         }
     }
 
@@ -73,20 +84,23 @@ impl IngestEvent {
             IngestEvent::Message(_) => InboundMessage::TOPIC,
             IngestEvent::Status(_) => InboundStatus::TOPIC,
             IngestEvent::Presence(_) => PresenceEvent::TOPIC,
+            IngestEvent::Conversation(_) => ConversationEvent::TOPIC,
         }
     }
 
-    /// Bounded metric label of the event type: `message`, `status` or `presence`.
+    /// Bounded metric label of the event type: `message`, `status`, `presence` or
+    /// `conversation`.
     pub fn event_type(&self) -> &'static str {
         match self {
             IngestEvent::Message(_) => "message",
             IngestEvent::Status(_) => "status",
             IngestEvent::Presence(_) => "presence",
+            IngestEvent::Conversation(_) => "conversation",
         }
     }
 
     /// Bounded metric label of what it carries: the content kind of a message (`text`,
-    /// `media`, ...), the status value, or the presence kind.
+    /// `media`, ...), the status value, the presence kind, or the conversation event kind.
     pub fn kind(&self) -> &'static str {
         match self {
             IngestEvent::Message(message) => content_kind(&message.content),
@@ -97,6 +111,11 @@ impl IngestEvent {
                 MessageStatus::Failed => "failed",
             },
             IngestEvent::Presence(_) => "typing",
+            IngestEvent::Conversation(event) => match event.kind {
+                ConversationEventKind::OptedOut => "opted_out",
+                ConversationEventKind::OptedIn => "opted_in",
+                _ => "other",
+            },
         }
     }
 
@@ -106,6 +125,7 @@ impl IngestEvent {
             IngestEvent::Message(event) => wire::encode(schema_ids.message, event),
             IngestEvent::Status(event) => wire::encode(schema_ids.status, event),
             IngestEvent::Presence(event) => wire::encode(schema_ids.presence, event),
+            IngestEvent::Conversation(event) => wire::encode(schema_ids.conversation, event),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use caas_events::model::{InboundMessage, InboundStatus, PresenceEvent};
+use caas_events::model::{ConversationEvent, InboundMessage, InboundStatus, PresenceEvent};
 use caas_events::Codec;
 use caas_kafka::{OutboundRecord, Producer, TraceParent};
 use caas_runtime::shutdown::CancellationToken;
@@ -30,12 +30,13 @@ impl KafkaSink {
         &self.producer
     }
 
-    /// The three schema ids, from the cache or the registry.
+    /// The four schema ids, from the cache or the registry.
     pub async fn schema_ids(&self) -> Result<SchemaIds, caas_events::EncodeError> {
         Ok(SchemaIds {
             message: self.codec.schema_id::<InboundMessage>().await?,
             status: self.codec.schema_id::<InboundStatus>().await?,
             presence: self.codec.schema_id::<PresenceEvent>().await?,
+            conversation: self.codec.schema_id::<ConversationEvent>().await?,
         })
     }
 

@@ -11,14 +11,15 @@
 //! User messages (`text`, `userFile`, `location`, `suggestionResponse`) become
 //! `inbound.messages.v1` events (anything else is kept as `Unsupported` with the raw JSON);
 //! `DELIVERED` / `READ` become `inbound.statuses.v1`; `IS_TYPING` becomes `presence.events.v1`;
-//! other event types (`SUBSCRIBE`, `UNSUBSCRIBE`, ...) are skipped and counted, since no topic
-//! carries them yet.
+//! `UNSUBSCRIBE` / `SUBSCRIBE` become `conversation.events.v1` events of kind `opted_out` /
+//! `opted_in` (the campaign service records them in its consent ledger); other event types are
+//! skipped and counted.
 
 use caas_events::keys::{conversation_key, deterministic_event_id};
 use caas_events::model::{
-    Channel, Content, InboundMessage, InboundStatus, InteractiveReply, InteractiveReplyKind,
-    Location, Media, MediaKind, MessageStatus, PresenceEvent, PresenceKind, PresenceSubject, Text,
-    Unsupported,
+    Channel, Content, ConversationEvent, ConversationEventKind, InboundMessage, InboundStatus,
+    InteractiveReply, InteractiveReplyKind, Location, Media, MediaKind, MessageStatus,
+    PresenceEvent, PresenceKind, PresenceSubject, Text, Unsupported,
 };
 use serde::Deserialize;
 
@@ -126,6 +127,29 @@ pub fn parse_data(data: &[u8], tenants: &Tenants, stamp: &Stamp) -> Result<Batch
                     provider_message_id: None,
                     // RBM never says when typing stops; the presence service applies its TTL.
                     expires_at: None,
+                }));
+                return Ok(batch);
+            }
+            "UNSUBSCRIBE" | "SUBSCRIBE" => {
+                let kind = if event_type == "UNSUBSCRIBE" {
+                    ConversationEventKind::OptedOut
+                } else {
+                    ConversationEventKind::OptedIn
+                };
+                batch.events.push(IngestEvent::Conversation(ConversationEvent {
+                    event_id: id,
+                    tenant_id: tenant_id.to_string(),
+                    conversation_key: key,
+                    channel: Channel::Rcs,
+                    occurred_at,
+                    recorded_at: stamp.recorded_at,
+                    source: SOURCE.to_string(),
+                    trace_parent: stamp.trace_parent.clone(),
+                    kind,
+                    actor_operator_id: None,
+                    assignee_operator_id: None,
+                    previous_assignee_operator_id: None,
+                    reason: Some(format!("RBM {event_type} user event")),
                 }));
                 return Ok(batch);
             }
@@ -579,10 +603,59 @@ mod tests {
     }
 
     #[test]
-    fn unsubscribe_and_unknown_agents_are_skipped() {
-        let unsubscribe = parse_fixture("rcs_event_unsubscribe");
-        assert!(unsubscribe.events.is_empty());
-        assert_eq!(unsubscribe.skipped[0].reason, "unknown_event_type");
+    fn unsubscribe_and_subscribe_become_consent_changes() {
+        for (name, event_id, kind, reason) in [
+            (
+                "rcs_event_unsubscribe",
+                "MxFIXTURE08-evt-unsub",
+                ConversationEventKind::OptedOut,
+                "RBM UNSUBSCRIBE user event",
+            ),
+            (
+                "rcs_event_subscribe",
+                "MxFIXTURE09-evt-sub",
+                ConversationEventKind::OptedIn,
+                "RBM SUBSCRIBE user event",
+            ),
+        ] {
+            let IngestEvent::Conversation(event) = only_event(name) else {
+                panic!("{name}: not a conversation event");
+            };
+            assert_eq!(
+                event,
+                ConversationEvent {
+                    event_id: deterministic_event_id(&["rcs", "event", event_id, SENDER]),
+                    tenant_id: "demo".into(),
+                    conversation_key: "demo:rcs:+4915112345678".into(),
+                    channel: Channel::Rcs,
+                    occurred_at: event.occurred_at,
+                    recorded_at: 1_739_321_100_000,
+                    source: "ingest".into(),
+                    trace_parent: Some(TRACE.into()),
+                    kind,
+                    actor_operator_id: None,
+                    assignee_operator_id: None,
+                    previous_assignee_operator_id: None,
+                    reason: Some(reason.into()),
+                },
+                "{name}"
+            );
+        }
+        let IngestEvent::Conversation(unsubscribe) = only_event("rcs_event_unsubscribe") else {
+            panic!("not a conversation event");
+        };
+        assert_eq!(unsubscribe.occurred_at, 1_739_321_340_000);
+        assert_eq!(only_event("rcs_event_unsubscribe").kind(), "opted_out");
+        assert_eq!(only_event("rcs_event_subscribe").topic(), "conversation.events.v1");
+    }
+
+    #[test]
+    fn other_event_types_and_unknown_agents_are_skipped() {
+        let data = br#"{"senderPhoneNumber":"+1","eventType":"SOMETHING_NEW","eventId":"e","sendTime":"2025-01-01T00:00:00Z","agentId":"demo-agent"}"#;
+        let other =
+            parse_data(data, &Tenants::parse(DEFAULT_TENANTS).unwrap(), &stamp()).unwrap();
+        assert!(other.events.is_empty());
+        assert_eq!(other.skipped[0].reason, "unknown_event_type");
         let unknown = parse_fixture("rcs_unknown_agent");
         assert!(unknown.events.is_empty());
         assert_eq!(unknown.unknown_tenants(), 1);
@@ -630,7 +703,7 @@ mod tests {
         fn never_panics_on_arbitrary_fields(
             sender in ".{0,12}",
             send_time in prop_oneof![Just("2025-02-12T00:43:44.123Z".to_string()), ".{0,30}".prop_map(|s| s)],
-            event_type in prop::option::of(prop::sample::select(vec!["DELIVERED", "READ", "IS_TYPING", "X"])),
+            event_type in prop::option::of(prop::sample::select(vec!["DELIVERED", "READ", "IS_TYPING", "UNSUBSCRIBE", "SUBSCRIBE", "X"])),
             ids in (prop::option::of(".{0,8}"), prop::option::of(".{0,8}")),
             content in prop::option::of(prop::sample::select(vec![
                 r#""text":"hi""#,

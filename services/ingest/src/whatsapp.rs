@@ -1045,7 +1045,7 @@ mod tests {
                     status.provider_message_id.as_str(),
                     status.conversation_key.as_str(),
                 ),
-                IngestEvent::Presence(_) => unreachable!(),
+                IngestEvent::Presence(_) | IngestEvent::Conversation(_) => unreachable!(),
             })
             .collect();
         let status_id =

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
-use caas_events::model::{InboundMessage, InboundStatus, PresenceEvent};
+use caas_events::model::{ConversationEvent, InboundMessage, InboundStatus, PresenceEvent};
 use caas_events::{topics, Codec};
 use caas_ingest::events::{IngestEvent, Stamp};
 use caas_ingest::signature::{rbm_signature, whatsapp_signature};
@@ -31,10 +31,11 @@ const APP_SECRET: &str = "test-whatsapp-app-secret";
 const VERIFY_TOKEN: &str = "test-verify-token";
 const CLIENT_TOKEN: &str = "test-rbm-client-token";
 const TENANTS: &str = "demo:whatsapp=100000000000001,rcs=demo-agent";
-const TOPICS: [&str; 3] = [
+const TOPICS: [&str; 4] = [
     topics::INBOUND_MESSAGES,
     topics::INBOUND_STATUSES,
     topics::PRESENCE_EVENTS,
+    topics::CONVERSATION_EVENTS,
 ];
 const WHATSAPP_FIXTURES: [&str; 21] = [
     "whatsapp_text",
@@ -59,7 +60,7 @@ const WHATSAPP_FIXTURES: [&str; 21] = [
     "whatsapp_status_read",
     "whatsapp_status_failed",
 ];
-const RCS_FIXTURES: [&str; 7] = [
+const RCS_FIXTURES: [&str; 9] = [
     "rcs_text",
     "rcs_user_file",
     "rcs_location",
@@ -67,6 +68,8 @@ const RCS_FIXTURES: [&str; 7] = [
     "rcs_event_delivered",
     "rcs_event_read",
     "rcs_event_is_typing",
+    "rcs_event_unsubscribe",
+    "rcs_event_subscribe",
 ];
 
 // ---------------------------------------------------------------- helpers --------------------
@@ -397,6 +400,9 @@ impl Before {
                 topics::INBOUND_STATUSES => {
                     IngestEvent::Status(codec.decode::<InboundStatus>(&payload).await.unwrap())
                 }
+                topics::CONVERSATION_EVENTS => IngestEvent::Conversation(
+                    codec.decode::<ConversationEvent>(&payload).await.unwrap(),
+                ),
                 _ => IngestEvent::Presence(codec.decode::<PresenceEvent>(&payload).await.unwrap()),
             };
             produced.push(Produced {
@@ -418,7 +424,7 @@ fn mine<'a>(produced: &'a [Produced], token: &str) -> Vec<&'a Produced> {
         .filter(|record| match &record.event {
             IngestEvent::Message(message) => message.provider_message_id.contains(token),
             IngestEvent::Status(status) => status.provider_message_id.contains(token),
-            IngestEvent::Presence(_) => false,
+            IngestEvent::Presence(_) | IngestEvent::Conversation(_) => false,
         })
         .collect()
 }
@@ -465,6 +471,10 @@ fn normalise(event: &IngestEvent) -> (IngestEvent, Option<String>) {
         IngestEvent::Presence(presence) => {
             presence.recorded_at = 0;
             presence.trace_parent.take()
+        }
+        IngestEvent::Conversation(change) => {
+            change.recorded_at = 0;
+            change.trace_parent.take()
         }
     };
     (event, trace)
@@ -538,7 +548,7 @@ async fn every_rcs_message_and_event_reaches_kafka_once() {
         assert_eq!(status, 200, "{name}: {answer}");
         assert_eq!(answer["produced"], 1, "{name}: {answer}");
     }
-    for name in ["rcs_event_unsubscribe", "rcs_unknown_agent"] {
+    for name in ["rcs_unknown_agent"] {
         let (status, answer) = post_signed_rcs(&service, &fixture(name, &token)).await;
         assert_eq!(status, 200, "{name}: {answer}");
         assert_eq!(answer["produced"], 0, "{name}: {answer}");
@@ -548,6 +558,7 @@ async fn every_rcs_message_and_event_reaches_kafka_once() {
     let topics: Vec<&str> = expected.iter().map(IngestEvent::topic).collect();
     assert!(topics.contains(&topics::PRESENCE_EVENTS));
     assert!(topics.contains(&topics::INBOUND_STATUSES));
+    assert!(topics.contains(&topics::CONVERSATION_EVENTS));
     let unknown_agent = expected_rcs_unknown(&token);
     none_of(&produced, &unknown_agent);
     service.stop().await;

@@ -68,6 +68,10 @@ pub struct Config {
     /// `CAAS_LOGGER_BATCH_MAX_WAIT_MS`: how long a batch keeps collecting after its first record
     /// (default 100).
     pub batch_max_wait: Duration,
+    /// `CAAS_LOGGER_SESSION_TIMEOUT_MS`: how long the group waits for a silent (crashed)
+    /// instance before giving its partitions to the others (default 45000; the broker accepts
+    /// 6000 and up by default). Shorter means faster take-over after a crash.
+    pub session_timeout: Duration,
     /// `CAAS_LOGGER_EVENTS_RETENTION_DAYS`, `CAAS_LOGGER_MESSAGES_RETENTION_DAYS`,
     /// `CAAS_LOGGER_CONVERSATIONS_RETENTION_DAYS`, `CAAS_LOGGER_ORPHAN_STATUSES_RETENTION_DAYS`:
     /// maximum age per collection in days, enforced by TTL indexes; 0 keeps forever (defaults
@@ -144,6 +148,15 @@ impl Config {
                 expected: "milliseconds from 0 to 10000".to_string(),
             });
         }
+        let session_timeout = env.millis("CAAS_LOGGER_SESSION_TIMEOUT_MS", 45_000)?;
+        if session_timeout < Duration::from_secs(1) || session_timeout > Duration::from_secs(300) {
+            return Err(ConfigError::Invalid {
+                variable: "CAAS_LOGGER_SESSION_TIMEOUT_MS".to_string(),
+                value: session_timeout.as_millis().to_string(),
+                reason: "out of range".to_string(),
+                expected: "milliseconds from 1000 to 300000 (the broker's group.min/max.session.timeout.ms apply)".to_string(),
+            });
+        }
         let retention = Retention {
             events: days(env, "CAAS_LOGGER_EVENTS_RETENTION_DAYS", 0)?,
             messages: days(env, "CAAS_LOGGER_MESSAGES_RETENTION_DAYS", 0)?,
@@ -177,6 +190,7 @@ impl Config {
             topics: selected,
             batch_max_records,
             batch_max_wait,
+            session_timeout,
             retention,
         })
     }

@@ -38,7 +38,8 @@ impl TopicMap {
     }
 }
 
-/// Decode `bytes` as the value type of the catalogue topic `canonical`.
+/// Decode `bytes` as the value type of the catalogue topic `canonical` (one of
+/// [`topics::ALL`]).
 pub async fn decode_event(
     codec: &Codec,
     canonical: &str,
@@ -69,6 +70,7 @@ pub async fn decode_event(
         topics::CAMPAIGN_COMMANDS => {
             LoggedEvent::CampaignCommand(codec.decode::<CampaignCommand>(bytes).await?)
         }
+        // `TopicMap` only maps catalogue topics, and this is the last one.
         _ => LoggedEvent::CampaignEvent(codec.decode::<CampaignEvent>(bytes).await?),
     })
 }

@@ -112,6 +112,7 @@ pub fn consumer_config(config: &Config, kafka: KafkaConfig) -> (ConsumerConfig, 
     consumer.max_retries = 8;
     consumer.backoff_base = Duration::from_millis(100);
     consumer.backoff_max = Duration::from_secs(5);
+    consumer.session_timeout = config.session_timeout;
     let batch = BatchConfig::new(config.batch_max_records, config.batch_max_wait);
     (consumer, batch)
 }

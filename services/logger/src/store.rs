@@ -233,10 +233,20 @@ impl Store {
             .write_concern(WriteConcern::majority())
             .await
             .map_err(StoreError::mongo("start a transaction"))?;
+        let started = std::time::Instant::now();
         let outcome = async {
             let snapshot = self.load(&needs, &mut session).await?;
+            let loaded = started.elapsed();
             let plan = plan::plan(incoming, snapshot, now_ms);
+            let planned = started.elapsed();
             self.write(&plan, &mut session).await?;
+            tracing::debug!(
+                records = incoming.len(),
+                load_ms = loaded.as_millis() as u64,
+                plan_ms = (planned - loaded).as_millis() as u64,
+                write_ms = (started.elapsed() - planned).as_millis() as u64,
+                "batch transaction prepared"
+            );
             Ok::<Plan, StoreError>(plan)
         }
         .await;
@@ -249,7 +259,12 @@ impl Store {
                 return Err(error);
             }
         };
+        let before_commit = started.elapsed();
         commit(&mut session).await?;
+        tracing::debug!(
+            commit_ms = (started.elapsed() - before_commit).as_millis() as u64,
+            "batch committed"
+        );
         Ok(PersistReport {
             stored: plan.events.len(),
             duplicates: plan.duplicates,

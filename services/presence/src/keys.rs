@@ -6,15 +6,27 @@
 //! | `caas:presence:subject:{<tenant>}:<subject>:<id>` | string (JSON [`crate::domain::EntityState`]) | online and last seen of a customer or operator in a tenant |
 //! | `caas:presence:conversation:{<conversation key>}:<subject>:<id>` | string (JSON) | typing and last read of a subject in one conversation |
 //! | `caas:presence:online:{<tenant>}` | sorted set, member `<subject>:<id>`, score = deadline (epoch ms) | who is online: `ZRANGEBYSCORE key <now> +inf` |
-//! | `caas:presence:deadlines` | sorted set, member `<activity>\|<entity key>`, score = deadline | what the worker must expire, and when |
+//! | `caas:presence:deadlines` | sorted set, member `<activity>\|<entity key>`, score = deadline | what the worker must expire, and when ([`deadlines`]: suffixed with the topic prefix when one is set) |
 //!
 //! The braces are Redis Cluster hash tags: a tenant's or a conversation's keys share a slot.
 //! Entity keys expire by themselves ([`crate::Config::state_ttl`]) once nobody touches them.
 
 use caas_events::model::PresenceSubject;
 
-/// The sorted set of activity deadlines the expiry scanner reads.
+/// The sorted set of activity deadlines the expiry scanner reads (no topic prefix).
 pub const DEADLINES: &str = "caas:presence:deadlines";
+
+/// The deadline index of the deployment whose topics carry `topic_prefix`: [`DEADLINES`]
+/// without a prefix, `caas:presence:deadlines:<prefix>` with one. Separate indexes keep a
+/// scanner from expiring (and publishing to its own topic) what another deployment sharing
+/// the Redis scheduled.
+pub fn deadlines(topic_prefix: &str) -> String {
+    if topic_prefix.is_empty() {
+        DEADLINES.to_string()
+    } else {
+        format!("{DEADLINES}:{topic_prefix}")
+    }
+}
 
 /// The name of a subject in keys and members: `customer` or `operator`.
 pub fn subject_name(subject: PresenceSubject) -> &'static str {

@@ -109,7 +109,11 @@ async fn work(
     };
     let prefix = &config.topic_prefix;
     let presence = Arc::new(worker::Presence {
-        store: store::StateStore::new(connection, config.state_ttl.as_millis() as i64),
+        store: store::StateStore::new(
+            connection,
+            config.state_ttl.as_millis() as i64,
+            &config.topic_prefix,
+        ),
         producer: producer.clone(),
         codec,
         settings: config.settings(),

@@ -79,17 +79,24 @@ pub struct StateStore {
     release: std::sync::Arc<Script>,
     /// How long an untouched entity is kept, ms.
     state_ttl_ms: i64,
+    /// This deployment's deadline index ([`keys::deadlines`]).
+    deadlines: String,
 }
 
 impl StateStore {
-    /// Wrap a connection.
-    pub fn new(connection: redis::aio::ConnectionManager, state_ttl_ms: i64) -> Self {
+    /// Wrap a connection; `topic_prefix` selects the deadline index ([`keys::deadlines`]).
+    pub fn new(
+        connection: redis::aio::ConnectionManager,
+        state_ttl_ms: i64,
+        topic_prefix: &str,
+    ) -> Self {
         Self {
             connection,
             apply: std::sync::Arc::new(Script::new(APPLY)),
             claim: std::sync::Arc::new(Script::new(CLAIM)),
             release: std::sync::Arc::new(Script::new(RELEASE)),
             state_ttl_ms,
+            deadlines: keys::deadlines(topic_prefix),
         }
     }
 
@@ -151,7 +158,7 @@ impl StateStore {
         let written: i64 = self
             .apply
             .key(entity_key)
-            .key(keys::DEADLINES)
+            .key(&self.deadlines)
             .key(keys::online_index(&decision.state.tenant_id))
             .arg(expected_raw)
             .arg(state_json)
@@ -177,7 +184,7 @@ impl StateStore {
         let mut connection = self.connection.clone();
         let flat: Vec<String> = self
             .claim
-            .key(keys::DEADLINES)
+            .key(&self.deadlines)
             .arg(now)
             .arg(lease_ms)
             .arg(limit)
@@ -200,7 +207,7 @@ impl StateStore {
         let mut connection = self.connection.clone();
         let _: i64 = self
             .release
-            .key(keys::DEADLINES)
+            .key(&self.deadlines)
             .arg(member)
             .arg(lease_score)
             .invoke_async(&mut connection)

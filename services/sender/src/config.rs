@@ -42,7 +42,11 @@ impl Tenants {
     /// Parse the text form; the error says which part is wrong.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut tenants = BTreeMap::new();
-        for entry in text.split(';').map(str::trim).filter(|entry| !entry.is_empty()) {
+        for entry in text
+            .split(';')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+        {
             let (tenant, endpoints_text) = entry
                 .split_once(':')
                 .ok_or_else(|| format!("{entry:?} has no ':' after the tenant id"))?;
@@ -51,7 +55,11 @@ impl Tenants {
                 return Err(format!("{entry:?} has an empty tenant id"));
             }
             let mut endpoints = Endpoints::default();
-            for pair in endpoints_text.split(',').map(str::trim).filter(|pair| !pair.is_empty()) {
+            for pair in endpoints_text
+                .split(',')
+                .map(str::trim)
+                .filter(|pair| !pair.is_empty())
+            {
                 let (channel, id) = pair
                     .split_once('=')
                     .ok_or_else(|| format!("{pair:?} in tenant {tenant} is not channel=id"))?;
@@ -64,8 +72,8 @@ impl Tenants {
                     "rcs" => endpoints.rcs = Some(id),
                     other => {
                         return Err(format!(
-                            "unknown channel {other:?} in tenant {tenant} (expected whatsapp or rcs)"
-                        ))
+                        "unknown channel {other:?} in tenant {tenant} (expected whatsapp or rcs)"
+                    ))
                     }
                 }
             }
@@ -90,7 +98,11 @@ impl Tokens {
     /// Parse the text form (never echoes a token in its errors).
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut tokens = BTreeMap::new();
-        for entry in text.split(';').map(str::trim).filter(|entry| !entry.is_empty()) {
+        for entry in text
+            .split(';')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+        {
             let (tenant, token) = entry
                 .split_once('=')
                 .ok_or_else(|| "an entry is not tenant=token".to_string())?;
@@ -133,9 +145,9 @@ pub struct Config {
     /// `CAAS_SENDER_GROUP_ID`: consumer group of `outbound.commands.v1` (default `caas-sender`);
     /// the window tracker consumes `inbound.messages.v1` as `<group>-window`.
     pub group_id: String,
-    /// `CAAS_SENDER_CONSUMERS`: command consumers per process, each a group member owning some
-    /// partitions, so conversations are sent in parallel while each stays in order (default 4).
-    pub consumers: usize,
+    /// `CAAS_SENDER_CONCURRENCY`: conversations sent in parallel by one process (default 32);
+    /// the commands of one conversation always go one after the other, in order.
+    pub concurrency: usize,
     /// `CAAS_SENDER_TENANTS`: each tenant's sending endpoints, as for ingest
     /// (default `demo:whatsapp=100000000000001,rcs=demo-agent`).
     pub tenants: Tenants,
@@ -192,7 +204,12 @@ pub struct Config {
 /// The consumer poll interval the sender runs with: a command may take minutes (backoff).
 pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(600);
 
-fn invalid(variable: &str, value: impl fmt::Display, reason: impl Into<String>, expected: &str) -> ConfigError {
+fn invalid(
+    variable: &str,
+    value: impl fmt::Display,
+    reason: impl Into<String>,
+    expected: &str,
+) -> ConfigError {
     ConfigError::Invalid {
         variable: variable.to_string(),
         value: value.to_string(),
@@ -204,7 +221,12 @@ fn invalid(variable: &str, value: impl fmt::Display, reason: impl Into<String>, 
 fn base_url(env: &Env, variable: &str, default: &str) -> Result<String, ConfigError> {
     let value = env.string(variable, default);
     if !(value.starts_with("http://") || value.starts_with("https://")) {
-        return Err(invalid(variable, &value, "not an http(s) URL", "an http(s) base URL"));
+        return Err(invalid(
+            variable,
+            &value,
+            "not an http(s) URL",
+            "an http(s) base URL",
+        ));
     }
     Ok(value.trim_end_matches('/').to_string())
 }
@@ -212,7 +234,10 @@ fn base_url(env: &Env, variable: &str, default: &str) -> Result<String, ConfigEr
 impl Config {
     /// Read the configuration; the error names the variable that is wrong.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let tenants_text = env.string("CAAS_SENDER_TENANTS", "demo:whatsapp=100000000000001,rcs=demo-agent");
+        let tenants_text = env.string(
+            "CAAS_SENDER_TENANTS",
+            "demo:whatsapp=100000000000001,rcs=demo-agent",
+        );
         let tenants = Tenants::parse(&tenants_text).map_err(|reason| {
             invalid(
                 "CAAS_SENDER_TENANTS",
@@ -223,31 +248,75 @@ impl Config {
         })?;
         let tokens_secret = env.secret("CAAS_SENDER_WHATSAPP_TOKENS", "")?;
         let whatsapp_tokens = Tokens::parse(tokens_secret.expose()).map_err(|reason| {
-            invalid("CAAS_SENDER_WHATSAPP_TOKENS", "***", reason, "<tenant>=<token>[;...][;*=<token>]")
+            invalid(
+                "CAAS_SENDER_WHATSAPP_TOKENS",
+                "***",
+                reason,
+                "<tenant>=<token>[;...][;*=<token>]",
+            )
         })?;
-        let unknown_tenants = match env.choice("CAAS_SENDER_UNKNOWN_TENANTS", "fail", &["fail", "skip"])?.as_str() {
+        let unknown_tenants = match env
+            .choice("CAAS_SENDER_UNKNOWN_TENANTS", "fail", &["fail", "skip"])?
+            .as_str()
+        {
             "skip" => UnknownTenants::Skip,
             _ => UnknownTenants::Fail,
         };
-        let unknown_outcome = match env.choice("CAAS_SENDER_UNKNOWN_OUTCOME", "fail", &["fail", "resend"])?.as_str() {
+        let unknown_outcome = match env
+            .choice("CAAS_SENDER_UNKNOWN_OUTCOME", "fail", &["fail", "resend"])?
+            .as_str()
+        {
             "resend" => UnknownOutcome::Resend,
             _ => UnknownOutcome::Fail,
         };
-        let consumers = env.parse::<usize>("CAAS_SENDER_CONSUMERS", 4, "a whole number from 1 to 64")?;
-        if !(1..=64).contains(&consumers) {
-            return Err(invalid("CAAS_SENDER_CONSUMERS", consumers, "out of range", "a whole number from 1 to 64"));
+        let concurrency = env.parse::<usize>(
+            "CAAS_SENDER_CONCURRENCY",
+            32,
+            "a whole number from 1 to 1000",
+        )?;
+        if !(1..=1000).contains(&concurrency) {
+            return Err(invalid(
+                "CAAS_SENDER_CONCURRENCY",
+                concurrency,
+                "out of range",
+                "a whole number from 1 to 1000",
+            ));
         }
-        let rate_per_second = env.parse::<f64>("CAAS_SENDER_RATE_PER_SECOND", 20.0, "messages per second, above 0")?;
+        let rate_per_second = env.parse::<f64>(
+            "CAAS_SENDER_RATE_PER_SECOND",
+            20.0,
+            "messages per second, above 0",
+        )?;
         if !(rate_per_second > 0.0 && rate_per_second.is_finite()) {
-            return Err(invalid("CAAS_SENDER_RATE_PER_SECOND", rate_per_second, "must be above 0", "messages per second, above 0"));
+            return Err(invalid(
+                "CAAS_SENDER_RATE_PER_SECOND",
+                rate_per_second,
+                "must be above 0",
+                "messages per second, above 0",
+            ));
         }
-        let burst = env.parse::<f64>("CAAS_SENDER_RATE_BURST", 5.0, "a number of messages, at least 1")?;
+        let burst = env.parse::<f64>(
+            "CAAS_SENDER_RATE_BURST",
+            5.0,
+            "a number of messages, at least 1",
+        )?;
         if !(burst >= 1.0 && burst.is_finite()) {
-            return Err(invalid("CAAS_SENDER_RATE_BURST", burst, "must be at least 1", "a number of messages, at least 1"));
+            return Err(invalid(
+                "CAAS_SENDER_RATE_BURST",
+                burst,
+                "must be at least 1",
+                "a number of messages, at least 1",
+            ));
         }
-        let max_attempts = env.parse::<u32>("CAAS_SENDER_MAX_ATTEMPTS", 8, "a whole number from 1 to 50")?;
+        let max_attempts =
+            env.parse::<u32>("CAAS_SENDER_MAX_ATTEMPTS", 8, "a whole number from 1 to 50")?;
         if !(1..=50).contains(&max_attempts) {
-            return Err(invalid("CAAS_SENDER_MAX_ATTEMPTS", max_attempts, "out of range", "a whole number from 1 to 50"));
+            return Err(invalid(
+                "CAAS_SENDER_MAX_ATTEMPTS",
+                max_attempts,
+                "out of range",
+                "a whole number from 1 to 50",
+            ));
         }
         let retry_backoff = Backoff {
             base: env.millis("CAAS_SENDER_RETRY_BASE_MS", 200)?,
@@ -263,11 +332,21 @@ impl Config {
         }
         let rate_limit_base = env.millis("CAAS_SENDER_RATE_LIMIT_BACKOFF_MS", 1_000)?;
         if rate_limit_base.is_zero() {
-            return Err(invalid("CAAS_SENDER_RATE_LIMIT_BACKOFF_MS", 0, "must be above 0", "milliseconds above 0"));
+            return Err(invalid(
+                "CAAS_SENDER_RATE_LIMIT_BACKOFF_MS",
+                0,
+                "must be above 0",
+                "milliseconds above 0",
+            ));
         }
         let request_timeout = env.millis("CAAS_SENDER_REQUEST_TIMEOUT_MS", 10_000)?;
         if request_timeout < Duration::from_millis(100) {
-            return Err(invalid("CAAS_SENDER_REQUEST_TIMEOUT_MS", request_timeout.as_millis(), "too short", "at least 100 milliseconds"));
+            return Err(invalid(
+                "CAAS_SENDER_REQUEST_TIMEOUT_MS",
+                request_timeout.as_millis(),
+                "too short",
+                "at least 100 milliseconds",
+            ));
         }
         let command_deadline = env.millis("CAAS_SENDER_COMMAND_DEADLINE_MS", 240_000)?;
         if command_deadline >= MAX_POLL_INTERVAL / 2 || command_deadline < request_timeout {
@@ -282,28 +361,49 @@ impl Config {
                 "milliseconds",
             ));
         }
-        let retention_hours = env.parse::<u64>("CAAS_SENDER_LEDGER_RETENTION_HOURS", 336, "a whole number of hours, at least 1")?;
+        let retention_hours = env.parse::<u64>(
+            "CAAS_SENDER_LEDGER_RETENTION_HOURS",
+            336,
+            "a whole number of hours, at least 1",
+        )?;
         if retention_hours == 0 {
-            return Err(invalid("CAAS_SENDER_LEDGER_RETENTION_HOURS", 0, "must be at least 1", "a whole number of hours, at least 1"));
+            return Err(invalid(
+                "CAAS_SENDER_LEDGER_RETENTION_HOURS",
+                0,
+                "must be at least 1",
+                "a whole number of hours, at least 1",
+            ));
         }
         let session_timeout = env.millis("CAAS_SENDER_SESSION_TIMEOUT_MS", 45_000)?;
         if session_timeout < Duration::from_secs(1) {
-            return Err(invalid("CAAS_SENDER_SESSION_TIMEOUT_MS", session_timeout.as_millis(), "too short", "at least 1000 milliseconds"));
+            return Err(invalid(
+                "CAAS_SENDER_SESSION_TIMEOUT_MS",
+                session_timeout.as_millis(),
+                "too short",
+                "at least 1000 milliseconds",
+            ));
         }
         let group_id = env.string("CAAS_SENDER_GROUP_ID", "caas-sender");
         Ok(Self {
             common: CommonConfig::from_env(env)?,
             http_addr: env.socket_addr("CAAS_SENDER_OPS_ADDR", "127.0.0.1:9105")?,
             group_id,
-            consumers,
+            concurrency,
             tenants,
             unknown_tenants,
-            whatsapp_base_url: base_url(env, "CAAS_SENDER_WHATSAPP_BASE_URL", "http://127.0.0.1:8090")?,
+            whatsapp_base_url: base_url(
+                env,
+                "CAAS_SENDER_WHATSAPP_BASE_URL",
+                "http://127.0.0.1:8090",
+            )?,
             whatsapp_api_version: env.string("CAAS_SENDER_WHATSAPP_API_VERSION", "v21.0"),
             whatsapp_tokens,
             rbm_base_url: base_url(env, "CAAS_SENDER_RBM_BASE_URL", "http://127.0.0.1:8090")?,
             rbm_token: env.secret("CAAS_SENDER_RBM_TOKEN", "")?,
-            rate: Limits { rate_per_second, burst },
+            rate: Limits {
+                rate_per_second,
+                burst,
+            },
             request_timeout,
             max_attempts,
             retry_backoff,
@@ -348,7 +448,7 @@ mod tests {
             ("CAAS_SENDER_MAX_ATTEMPTS", "0"),
             ("CAAS_SENDER_RETRY_MAX_MS", "1"),
             ("CAAS_SENDER_COMMAND_DEADLINE_MS", "400000"),
-            ("CAAS_SENDER_CONSUMERS", "0"),
+            ("CAAS_SENDER_CONCURRENCY", "0"),
             ("CAAS_SENDER_UNKNOWN_OUTCOME", "maybe"),
         ] {
             let error = Config::from_env(&Env::from_pairs([(variable, value)]))
@@ -361,17 +461,32 @@ mod tests {
     #[test]
     fn tokens_fall_back_to_the_wildcard_and_never_show() {
         let config = Config::from_env(&Env::from_pairs([
-            ("CAAS_SENDER_WHATSAPP_TOKENS", "acme=acme-secret;*=shared-secret"),
+            (
+                "CAAS_SENDER_WHATSAPP_TOKENS",
+                "acme=acme-secret;*=shared-secret",
+            ),
             ("CAAS_SENDER_RBM_TOKEN", "rbm-secret"),
         ]))
         .unwrap();
-        assert_eq!(config.whatsapp_tokens.get("acme").unwrap().expose(), "acme-secret");
-        assert_eq!(config.whatsapp_tokens.get("demo").unwrap().expose(), "shared-secret");
+        assert_eq!(
+            config.whatsapp_tokens.get("acme").unwrap().expose(),
+            "acme-secret"
+        );
+        assert_eq!(
+            config.whatsapp_tokens.get("demo").unwrap().expose(),
+            "shared-secret"
+        );
         let shown = format!("{config:?}");
-        assert!(!shown.contains("acme-secret") && !shown.contains("rbm-secret"), "{shown}");
-        let error = Config::from_env(&Env::from_pairs([("CAAS_SENDER_WHATSAPP_TOKENS", "oops-secret")]))
-            .unwrap_err()
-            .to_string();
+        assert!(
+            !shown.contains("acme-secret") && !shown.contains("rbm-secret"),
+            "{shown}"
+        );
+        let error = Config::from_env(&Env::from_pairs([(
+            "CAAS_SENDER_WHATSAPP_TOKENS",
+            "oops-secret",
+        )]))
+        .unwrap_err()
+        .to_string();
         assert!(!error.contains("oops-secret"), "{error}");
     }
 }

@@ -50,7 +50,9 @@ impl Handler for WindowTracker {
         self.redis
             .record_inbound(&message.conversation_key, message.occurred_at)
             .await
-            .map_err(|error| HandlerError::retryable(format!("cannot record the inbound time in redis: {error}")))?;
+            .map_err(|error| {
+                HandlerError::retryable(format!("cannot record the inbound time in redis: {error}"))
+            })?;
         metrics()
             .inbound_recorded
             .with_label_values(&[message.channel.as_str()])

@@ -140,7 +140,9 @@ fn parse_entry(command_id: &str, document: &Document) -> Result<Entry, LedgerErr
         reason: reason.to_string(),
     };
     let text = |field: &str| document.get_str(field).ok().map(str::to_string);
-    let state = document.get_str("state").map_err(|_| malformed("no state"))?;
+    let state = document
+        .get_str("state")
+        .map_err(|_| malformed("no state"))?;
     let attempts = document
         .get_i32("attempts")
         .map(i64::from)
@@ -151,7 +153,11 @@ fn parse_entry(command_id: &str, document: &Document) -> Result<Entry, LedgerErr
         "pending" => (Phase::Pending, None),
         "in_flight" => (Phase::InFlight, None),
         "accepted" | "failed" => {
-            let outcome = if state == "accepted" { SendOutcome::Accepted } else { SendOutcome::Failed };
+            let outcome = if state == "accepted" {
+                SendOutcome::Accepted
+            } else {
+                SendOutcome::Failed
+            };
             let error = text("error_code").map(|code| SendError {
                 code,
                 reason: text("error_reason").unwrap_or_default(),
@@ -207,20 +213,32 @@ impl Ledger {
     pub async fn ensure_indexes(&self) -> Result<(), LedgerError> {
         let index = IndexModel::builder()
             .keys(doc! { "expire_at": 1 })
-            .options(IndexOptions::builder().expire_after(Duration::ZERO).name("expire_at_ttl".to_string()).build())
+            .options(
+                IndexOptions::builder()
+                    .expire_after(Duration::ZERO)
+                    .name("expire_at_ttl".to_string())
+                    .build(),
+            )
             .build();
-        self.bounded(self.collection.create_index(index)).await.map(|_| ())
+        self.bounded(self.collection.create_index(index))
+            .await
+            .map(|_| ())
     }
 
     /// The entry of `command_id`, if any.
     pub async fn get(&self, command_id: &str) -> Result<Option<Entry>, LedgerError> {
-        let found = self.bounded(self.collection.find_one(doc! { "_id": command_id })).await?;
-        found.map(|document| parse_entry(command_id, &document)).transpose()
+        let found = self
+            .bounded(self.collection.find_one(doc! { "_id": command_id }))
+            .await?;
+        found
+            .map(|document| parse_entry(command_id, &document))
+            .transpose()
     }
 
     fn new_document(&self, claim: &Claim<'_>) -> Document {
         let now = DateTime::now();
-        let expire_at = DateTime::from_millis(now.timestamp_millis() + self.retention.as_millis() as i64);
+        let expire_at =
+            DateTime::from_millis(now.timestamp_millis() + self.retention.as_millis() as i64);
         doc! {
             "_id": claim.command_id,
             "state": "pending",
@@ -248,7 +266,11 @@ impl Ledger {
 
     /// Record a command decided without a provider call (window closed, unsendable content);
     /// `false` if an entry exists already.
-    pub async fn insert_final(&self, claim: &Claim<'_>, result: &Final) -> Result<bool, LedgerError> {
+    pub async fn insert_final(
+        &self,
+        claim: &Claim<'_>,
+        result: &Final,
+    ) -> Result<bool, LedgerError> {
         let mut document = self.new_document(claim);
         document.extend(final_fields(result));
         match self.bounded(self.collection.insert_one(document)).await {
@@ -260,7 +282,13 @@ impl Ledger {
 
     /// Move an unfinished entry from a dead owner to `owner`; `false` if someone else moved or
     /// finished it first.
-    pub async fn take_over(&self, command_id: &str, from_owner: &str, owner: &str, instance: &str) -> Result<bool, LedgerError> {
+    pub async fn take_over(
+        &self,
+        command_id: &str,
+        from_owner: &str,
+        owner: &str,
+        instance: &str,
+    ) -> Result<bool, LedgerError> {
         let updated = self
             .bounded(self.collection.update_one(
                 doc! { "_id": command_id, "owner": from_owner, "state": { "$in": ["pending", "in_flight"] } },
@@ -272,7 +300,13 @@ impl Ledger {
     }
 
     /// Record the phase (and calls made) of an entry `owner` holds; `false` if it lost it.
-    pub async fn set_phase(&self, command_id: &str, owner: &str, phase: Phase, attempts: u32) -> Result<bool, LedgerError> {
+    pub async fn set_phase(
+        &self,
+        command_id: &str,
+        owner: &str,
+        phase: Phase,
+        attempts: u32,
+    ) -> Result<bool, LedgerError> {
         let updated = self
             .bounded(self.collection.update_one(
                 doc! { "_id": command_id, "owner": owner, "state": { "$in": ["pending", "in_flight"] } },
@@ -290,7 +324,10 @@ impl Ledger {
         ))
         .await?;
         match self.get(command_id).await? {
-            Some(Entry { result: Some(stored), .. }) => Ok(stored),
+            Some(Entry {
+                result: Some(stored),
+                ..
+            }) => Ok(stored),
             _ => Err(LedgerError::Malformed {
                 command_id: command_id.to_string(),
                 reason: "the entry vanished or is not final after finishing it".to_string(),
@@ -301,9 +338,12 @@ impl Ledger {
     /// Give up a claim on which no call is in flight (clean shutdown), so the next owner starts
     /// at once instead of waiting for this instance's liveness to lapse.
     pub async fn release(&self, command_id: &str, owner: &str) -> Result<(), LedgerError> {
-        self.bounded(self.collection.delete_one(doc! { "_id": command_id, "owner": owner, "state": "pending" }))
-            .await
-            .map(|_| ())
+        self.bounded(
+            self.collection
+                .delete_one(doc! { "_id": command_id, "owner": owner, "state": "pending" }),
+        )
+        .await
+        .map(|_| ())
     }
 }
 
@@ -313,8 +353,15 @@ mod tests {
 
     #[test]
     fn entries_parse_in_every_state() {
-        let pending = parse_entry("c", &doc! { "state": "pending", "owner": "i/1", "instance": "i", "attempts": 2 }).unwrap();
-        assert_eq!((pending.phase, pending.attempts, pending.result), (Phase::Pending, 2, None));
+        let pending = parse_entry(
+            "c",
+            &doc! { "state": "pending", "owner": "i/1", "instance": "i", "attempts": 2 },
+        )
+        .unwrap();
+        assert_eq!(
+            (pending.phase, pending.attempts, pending.result),
+            (Phase::Pending, 2, None)
+        );
         let failed = parse_entry(
             "c",
             &doc! { "state": "failed", "owner": "i/1", "instance": "i", "attempts": 3, "finished_at": 42_i64,

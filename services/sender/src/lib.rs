@@ -30,7 +30,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use caas_events::{topics, Codec};
-use caas_kafka::{run_consumer, ConsumerConfig, KafkaConfig, Producer};
+use caas_kafka::{
+    run_batch_consumer, run_consumer, BatchConfig, ClientError, ConsumerConfig, KafkaConfig,
+    Producer,
+};
 use caas_runtime::probe::Part;
 use caas_runtime::shutdown::CancellationToken;
 use caas_runtime::{ops, probe, OpsServer, Readiness};
@@ -42,6 +45,17 @@ pub const SERVICE: &str = "sender";
 
 /// What this service depends on; `/ready` checks each of them.
 pub const DEPENDENCIES: &[Part] = &[Part::Kafka, Part::Registry, Part::Redis, Part::MongoDb];
+
+/// How often the consumer-lag gauge is refreshed. The measurement is a blocking round of
+/// watermark requests (one per partition, seconds on a busy host) that the consumer waits for
+/// when it stops; a long interval keeps it from delaying most shutdowns.
+const LAG_REFRESH: Duration = Duration::from_secs(30);
+
+/// The most commands handed to the pipeline at once (split there by conversation).
+const BATCH_RECORDS: usize = 256;
+
+/// How long a batch keeps collecting after its first command: short, replies are waited for.
+const BATCH_WAIT: Duration = Duration::from_millis(10);
 
 /// Run the service until `shutdown` is cancelled. `on_bound` learns the HTTP address (port 0
 /// in tests). Unreachable dependencies do not stop it: `/ready` says 503 and the workers start
@@ -56,7 +70,8 @@ pub async fn run(
     let stop = shutdown.child_token();
     let readiness = Readiness::new(SERVICE);
     probe::register_checks(&readiness, &config.common, DEPENDENCIES);
-    let (bound, server) = OpsServer::serve(config.http_addr, ops::router(readiness), stop.clone()).await?;
+    let (bound, server) =
+        OpsServer::serve(config.http_addr, ops::router(readiness), stop.clone()).await?;
     on_bound(bound);
     tracing::info!(service = SERVICE, address = %bound, "service started");
     let outcome = workers(config, stop.clone()).await;
@@ -101,7 +116,8 @@ async fn workers(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         });
     }
     let codec = Codec::new(config.common.schema_registry_url.clone())?;
-    let kafka = KafkaConfig::new(config.common.kafka_bootstrap.clone()).with_client_id("caas-sender");
+    let kafka =
+        KafkaConfig::new(config.common.kafka_bootstrap.clone()).with_client_id("caas-sender");
     let producer = Producer::new(&kafka)?;
     let instance_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     tracing::info!(instance = %instance_id, "sender instance");
@@ -145,17 +161,56 @@ async fn workers(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
     let tracker = Arc::new(inbound::WindowTracker {
         codec,
         redis: redis.clone(),
-        only_tenants: (config.unknown_tenants == UnknownTenants::Skip).then(|| config.tenants.clone()),
+        only_tenants: (config.unknown_tenants == UnknownTenants::Skip)
+            .then(|| config.tenants.clone()),
     });
 
     let mut consumers = tokio::task::JoinSet::new();
-    for _ in 0..config.consumers {
-        let mut consumer = ConsumerConfig::new(kafka.clone(), config.group_id.clone(), [topics::OUTBOUND_COMMANDS]);
-        // HAZARD (max.poll.interval.ms): a command may wait for tokens and back off for up to
-        // CAAS_SENDER_COMMAND_DEADLINE_MS, validated against half of this interval.
+    {
+        let mut consumer = ConsumerConfig::new(
+            kafka.clone(),
+            config.group_id.clone(),
+            [topics::OUTBOUND_COMMANDS],
+        );
+        // HAZARD (max.poll.interval.ms): the loop does not poll while a batch is handled; a
+        // batch starts no command after CAAS_SENDER_COMMAND_DEADLINE_MS and a command ends
+        // within it too, validated against half of this interval.
         consumer.max_poll_interval = MAX_POLL_INTERVAL;
         consumer.session_timeout = config.session_timeout;
-        consumers.spawn(run_consumer(consumer, pipeline.clone(), producer.clone(), stop.clone()));
+        consumer.lag_refresh_interval = LAG_REFRESH;
+        let batch = BatchConfig::new(BATCH_RECORDS, BATCH_WAIT);
+        let pipeline = pipeline.clone();
+        let producer = producer.clone();
+        let stop = stop.clone();
+        // One group member per process handles many conversations at once (several members
+        // in one process would rebalance against each other on every start and stop).
+        consumers.spawn(async move {
+            loop {
+                let outcome = run_batch_consumer(
+                    consumer.clone(),
+                    batch,
+                    pipeline.clone(),
+                    producer.clone(),
+                    stop.clone(),
+                )
+                .await;
+                match outcome {
+                    // A store stayed down through every retry: nothing was stored, the batch
+                    // comes again; start over after a pause rather than give up the process.
+                    Err(ClientError::RetriesExhausted { reason, .. }) if !stop.is_cancelled() => {
+                        tracing::warn!(
+                            reason,
+                            "a batch kept failing; restarting the command consumer in 5 s"
+                        );
+                        tokio::select! {
+                            _ = stop.cancelled() => return Ok(()),
+                            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        }
+                    }
+                    other => return other,
+                }
+            }
+        });
     }
     let mut window_consumer = ConsumerConfig::new(
         kafka.clone(),
@@ -163,7 +218,13 @@ async fn workers(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         [topics::INBOUND_MESSAGES],
     );
     window_consumer.session_timeout = config.session_timeout;
-    consumers.spawn(run_consumer(window_consumer, tracker, producer.clone(), stop.clone()));
+    window_consumer.lag_refresh_interval = LAG_REFRESH;
+    consumers.spawn(run_consumer(
+        window_consumer,
+        tracker,
+        producer.clone(),
+        stop.clone(),
+    ));
 
     let mut outcome = Ok(());
     while let Some(joined) = consumers.join_next().await {

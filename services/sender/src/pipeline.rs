@@ -22,8 +22,11 @@ use std::time::Duration;
 
 use caas_events::model::{Channel, OutboundCommand, OutboundResult, SendError, SendOutcome};
 use caas_events::{keys, topics, Codec};
-use caas_kafka::{Handler, HandlerError, OutboundRecord, Producer, Record, TraceParent};
+use caas_kafka::{
+    BatchHandler, HandlerError, OutboundRecord, Producer, Record, RecordOutcome, TraceParent,
+};
 use caas_runtime::shutdown::CancellationToken;
+use futures::StreamExt;
 use mongodb::bson::{doc, Bson, Document};
 use tokio::time::Instant;
 
@@ -84,7 +87,9 @@ impl Drop for Held<'_> {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Single inserts and removes: a poisoned set is still consistent.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn now_millis() -> i64 {
@@ -120,12 +125,84 @@ struct Target<'a> {
     rbm_message_id: String,
 }
 
-impl Handler for Pipeline {
-    async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
-        let payload = record
-            .payload
-            .as_deref()
-            .ok_or_else(|| HandlerError::poison("an outbound command record without a value (tombstone)"))?;
+impl BatchHandler for Pipeline {
+    /// A batch is split by conversation key: conversations are handled concurrently (up to
+    /// `CAAS_SENDER_CONCURRENCY`), the commands of one conversation strictly in order. A
+    /// retryable failure stops that conversation's remaining commands and makes the whole
+    /// batch retryable; its finished commands are then found final in the ledger and only
+    /// their results published again.
+    async fn handle_batch(&self, records: &[Record]) -> Result<Vec<RecordOutcome>, HandlerError> {
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut by_key: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (index, record) in records.iter().enumerate() {
+            let key = record
+                .key
+                .clone()
+                .unwrap_or_else(|| format!("partition-{}", record.partition));
+            let group = *by_key.entry(key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[group].push(index);
+        }
+        // No new command starts after this; a batch stays within the consumer's poll budget.
+        let batch_deadline = Instant::now() + self.config.command_deadline;
+        let results: Vec<Vec<(usize, Result<(), HandlerError>)>> = futures::stream::iter(groups)
+            .map(|group| async move {
+                let mut results = Vec::with_capacity(group.len());
+                let mut stopped: Option<String> = None;
+                for index in group {
+                    if let Some(reason) = &stopped {
+                        results.push((
+                            index,
+                            Err(retryable(format!(
+                                "an earlier command of the conversation failed: {reason}"
+                            ))),
+                        ));
+                        continue;
+                    }
+                    if Instant::now() >= batch_deadline {
+                        stopped = Some("the batch ran out of time".to_string());
+                        results.push((index, Err(retryable("the batch ran out of time"))));
+                        continue;
+                    }
+                    let result = self.handle(&records[index]).await;
+                    if let Err(HandlerError::Retryable(reason)) = &result {
+                        stopped = Some(reason.clone());
+                    }
+                    results.push((index, result));
+                }
+                results
+            })
+            .buffer_unordered(self.config.concurrency)
+            .collect()
+            .await;
+        let mut outcomes = vec![RecordOutcome::Done; records.len()];
+        let mut retry: Option<String> = None;
+        for (index, result) in results.into_iter().flatten() {
+            match result {
+                Ok(()) => {}
+                Err(HandlerError::Poison(reason)) => {
+                    outcomes[index] = RecordOutcome::Poison(reason)
+                }
+                Err(HandlerError::Retryable(reason)) => {
+                    retry.get_or_insert(reason);
+                }
+            }
+        }
+        match retry {
+            Some(reason) => Err(HandlerError::Retryable(reason)),
+            None => Ok(outcomes),
+        }
+    }
+}
+
+impl Pipeline {
+    /// Handle one command record, start to finish.
+    pub async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
+        let payload = record.payload.as_deref().ok_or_else(|| {
+            HandlerError::poison("an outbound command record without a value (tombstone)")
+        })?;
         let command: OutboundCommand = self.codec.decode(payload).await.map_err(|error| {
             if error.is_poison() {
                 HandlerError::poison(format!("undecodable outbound command: {error}"))
@@ -167,7 +244,10 @@ impl Pipeline {
     async fn unknown_tenant(&self, command: &OutboundCommand) -> Result<(), HandlerError> {
         match self.config.unknown_tenants {
             UnknownTenants::Skip => {
-                metrics().commands.with_label_values(&[command.channel.as_str(), "skipped"]).inc();
+                metrics()
+                    .commands
+                    .with_label_values(&[command.channel.as_str(), "skipped"])
+                    .inc();
                 tracing::debug!(tenant = %command.tenant_id, command_id = %command.command_id, "tenant not served here; skipped");
                 Ok(())
             }
@@ -183,18 +263,31 @@ impl Pipeline {
                 );
                 // Not in the ledger, and with its own event id: a sender that does serve the
                 // tenant may still send the command.
-                let event_id = keys::deterministic_event_id(&["sender", "result", &command.command_id, "tenant_not_configured"]);
+                let event_id = keys::deterministic_event_id(&[
+                    "sender",
+                    "result",
+                    &command.command_id,
+                    "tenant_not_configured",
+                ]);
                 self.publish_with_id(command, &result, event_id).await
             }
         }
     }
 
-    async fn process(&self, command: &OutboundCommand, endpoints: &Endpoints) -> Result<(), HandlerError> {
+    async fn process(
+        &self,
+        command: &OutboundCommand,
+        endpoints: &Endpoints,
+    ) -> Result<(), HandlerError> {
         let owner = format!("{}/{}", self.instance_id, uuid::Uuid::new_v4().simple());
         let deadline = Instant::now() + self.config.command_deadline;
         let wait_until = Instant::now() + CLAIM_WAIT;
         loop {
-            let entry = self.ledger.get(&command.command_id).await.map_err(retryable)?;
+            let entry = self
+                .ledger
+                .get(&command.command_id)
+                .await
+                .map_err(retryable)?;
             let Some(entry) = entry else {
                 let claim = Claim {
                     command_id: &command.command_id,
@@ -205,7 +298,12 @@ impl Pipeline {
                     channel: command.channel.as_str(),
                 };
                 if let Some(refusal) = self.precheck(command, endpoints).await? {
-                    if self.ledger.insert_final(&claim, &refusal).await.map_err(retryable)? {
+                    if self
+                        .ledger
+                        .insert_final(&claim, &refusal)
+                        .await
+                        .map_err(retryable)?
+                    {
                         return self.publish_final(command, &refusal).await;
                     }
                     continue;
@@ -218,13 +316,20 @@ impl Pipeline {
             // An entry of this instance that no worker here holds is a leftover: its worker
             // gave up (an error between two ledger writes). Treat its owner as gone.
             let owner_alive = entry.instance != self.instance_id
-                && self.redis.is_alive(&entry.instance).await.map_err(retryable)?;
+                && self
+                    .redis
+                    .is_alive(&entry.instance)
+                    .await
+                    .map_err(retryable)?;
             match claim::decide(entry.phase, owner_alive, command.channel) {
                 Decision::Republish => {
                     let Some(stored) = entry.result else {
                         return Err(retryable("a final ledger entry without a result"));
                     };
-                    metrics().commands.with_label_values(&[command.channel.as_str(), "republished"]).inc();
+                    metrics()
+                        .commands
+                        .with_label_values(&[command.channel.as_str(), "republished"])
+                        .inc();
                     tracing::info!(command_id = %command.command_id, "command already finished; publishing its result again");
                     return self.publish(command, &stored).await;
                 }
@@ -237,16 +342,30 @@ impl Pipeline {
                     }
                     self.sleep(Duration::from_millis(200), wait_until)
                         .await
-                        .map_err(|_| retryable("stopped while waiting for another sender instance"))?;
+                        .map_err(|_| {
+                            retryable("stopped while waiting for another sender instance")
+                        })?;
                 }
                 Decision::TakeOver => {
-                    if self.ledger.take_over(&command.command_id, &entry.owner, &owner, &self.instance_id).await.map_err(retryable)? {
+                    if self
+                        .ledger
+                        .take_over(&command.command_id, &entry.owner, &owner, &self.instance_id)
+                        .await
+                        .map_err(retryable)?
+                    {
                         tracing::info!(command_id = %command.command_id, previous = %entry.owner, phase = ?entry.phase, "taking over a command from a stopped sender");
-                        return self.send(command, endpoints, &owner, entry.attempts, deadline).await;
+                        return self
+                            .send(command, endpoints, &owner, entry.attempts, deadline)
+                            .await;
                     }
                 }
                 Decision::TakeOverUnknownOutcome => {
-                    if self.ledger.take_over(&command.command_id, &entry.owner, &owner, &self.instance_id).await.map_err(retryable)? {
+                    if self
+                        .ledger
+                        .take_over(&command.command_id, &entry.owner, &owner, &self.instance_id)
+                        .await
+                        .map_err(retryable)?
+                    {
                         tracing::warn!(command_id = %command.command_id, previous = %entry.owner, "a sender stopped during a WhatsApp call; its outcome is unknown");
                         return match self.config.unknown_outcome {
                             UnknownOutcome::Fail => {
@@ -261,7 +380,10 @@ impl Pipeline {
                                 );
                                 self.finish(command, &result).await
                             }
-                            UnknownOutcome::Resend => self.send(command, endpoints, &owner, entry.attempts, deadline).await,
+                            UnknownOutcome::Resend => {
+                                self.send(command, endpoints, &owner, entry.attempts, deadline)
+                                    .await
+                            }
                         };
                     }
                 }
@@ -270,7 +392,11 @@ impl Pipeline {
     }
 
     /// The endpoint, token and body of a send, or the failure that prevents it.
-    fn target<'a>(&self, command: &'a OutboundCommand, endpoints: &'a Endpoints) -> Result<Target<'a>, Final> {
+    fn target<'a>(
+        &self,
+        command: &'a OutboundCommand,
+        endpoints: &'a Endpoints,
+    ) -> Result<Target<'a>, Final> {
         let channel = command.channel;
         let endpoint = command
             .business_id
@@ -289,7 +415,9 @@ impl Pipeline {
             })?;
         let token = match channel {
             Channel::Whatsapp => self.config.whatsapp_tokens.get(&command.tenant_id).cloned(),
-            Channel::Rcs => Some(self.config.rbm_token.clone()).filter(|token| !token.expose().is_empty()),
+            Channel::Rcs => {
+                Some(self.config.rbm_token.clone()).filter(|token| !token.expose().is_empty())
+            }
         }
         .ok_or_else(|| {
             let variable = match channel {
@@ -298,7 +426,10 @@ impl Pipeline {
             };
             failed(
                 "sender_not_configured",
-                format!("no {channel} access token for tenant {} ({variable})", command.tenant_id),
+                format!(
+                    "no {channel} access token for tenant {} ({variable})",
+                    command.tenant_id
+                ),
                 true,
                 0,
             )
@@ -317,7 +448,11 @@ impl Pipeline {
     }
 
     /// Everything that refuses a command before any provider call.
-    async fn precheck(&self, command: &OutboundCommand, endpoints: &Endpoints) -> Result<Option<Final>, HandlerError> {
+    async fn precheck(
+        &self,
+        command: &OutboundCommand,
+        endpoints: &Endpoints,
+    ) -> Result<Option<Final>, HandlerError> {
         if let Err(refusal) = self.target(command, endpoints) {
             return Ok(Some(refusal));
         }
@@ -341,7 +476,12 @@ impl Pipeline {
                 window::Window::Closed { last_inbound_at } => {
                     if Instant::now() >= grace_until {
                         tracing::info!(command_id = %command.command_id, ?last_inbound_at, "window closed; free-form command refused");
-                        return Ok(Some(failed("window_closed", window::closed_reason(last_inbound_at, now), false, 0)));
+                        return Ok(Some(failed(
+                            "window_closed",
+                            window::closed_reason(last_inbound_at, now),
+                            false,
+                            0,
+                        )));
                     }
                 }
             }
@@ -357,7 +497,11 @@ impl Pipeline {
     /// The customer's latest message time: the sender's own record in Redis, or the logger's
     /// `conversations.last_inbound_at` (covers a Redis that lost its data).
     async fn last_inbound(&self, conversation_key: &str) -> Result<Option<i64>, HandlerError> {
-        let from_redis = self.redis.last_inbound(conversation_key).await.map_err(retryable)?;
+        let from_redis = self
+            .redis
+            .last_inbound(conversation_key)
+            .await
+            .map_err(retryable)?;
         if from_redis.is_some_and(|last| now_millis() < last + window::WINDOW_MS) {
             return Ok(from_redis);
         }
@@ -393,10 +537,20 @@ impl Pipeline {
     }
 
     /// Take a token of the sending number's bucket (honouring rate-limit pauses).
-    async fn acquire(&self, bucket: &str, pauses: &[String], channel: Channel, deadline: Instant) -> Result<(), Interrupted> {
+    async fn acquire(
+        &self,
+        bucket: &str,
+        pauses: &[String],
+        channel: Channel,
+        deadline: Instant,
+    ) -> Result<(), Interrupted> {
         let started = Instant::now();
         loop {
-            let wait_ms = match self.redis.take_token(bucket, pauses, self.config.rate).await {
+            let wait_ms = match self
+                .redis
+                .take_token(bucket, pauses, self.config.rate)
+                .await
+            {
                 Ok(wait_ms) => wait_ms,
                 Err(error) => {
                     // Without the shared bucket the rate cannot be kept: wait, never send blind.
@@ -411,7 +565,8 @@ impl Pipeline {
                     .observe(started.elapsed().as_secs_f64());
                 return Ok(());
             }
-            self.sleep(Duration::from_millis(wait_ms.min(1_000)), deadline).await?;
+            self.sleep(Duration::from_millis(wait_ms.min(1_000)), deadline)
+                .await?;
         }
     }
 
@@ -439,23 +594,49 @@ impl Pipeline {
         let mut last_answer: Option<(String, String)> = None;
         loop {
             if attempts >= self.config.max_attempts {
-                let (code, reason) = last_answer.unwrap_or_else(|| ("retries_exhausted".to_string(), "no answer".to_string()));
-                let result = failed(&code, format!("gave up after {attempts} provider calls; last answer: {reason}"), true, attempts);
+                let (code, reason) = last_answer
+                    .unwrap_or_else(|| ("retries_exhausted".to_string(), "no answer".to_string()));
+                let result = failed(
+                    &code,
+                    format!("gave up after {attempts} provider calls; last answer: {reason}"),
+                    true,
+                    attempts,
+                );
                 return self.finish(command, &result).await;
             }
             if let Err(interrupted) = self.acquire(&bucket, &pauses, channel, deadline).await {
-                return self.interrupted(command, owner, attempts, interrupted, last_answer).await;
+                return self
+                    .interrupted(command, owner, attempts, interrupted, last_answer)
+                    .await;
             }
-            if !self.ledger.set_phase(&command.command_id, owner, Phase::InFlight, attempts + 1).await.map_err(retryable)? {
-                return Err(retryable(format!("lost the claim on command {} to another sender", command.command_id)));
+            if !self
+                .ledger
+                .set_phase(&command.command_id, owner, Phase::InFlight, attempts + 1)
+                .await
+                .map_err(retryable)?
+            {
+                return Err(retryable(format!(
+                    "lost the claim on command {} to another sender",
+                    command.command_id
+                )));
             }
             attempts += 1;
             let started = Instant::now();
             let transport = match channel {
-                Channel::Whatsapp => self.providers.whatsapp(target.endpoint, &target.token, &target.body).await,
+                Channel::Whatsapp => {
+                    self.providers
+                        .whatsapp(target.endpoint, &target.token, &target.body)
+                        .await
+                }
                 Channel::Rcs => {
                     self.providers
-                        .rbm(&command.to, &target.rbm_message_id, target.endpoint, &target.token, &target.body)
+                        .rbm(
+                            &command.to,
+                            &target.rbm_message_id,
+                            target.endpoint,
+                            &target.token,
+                            &target.body,
+                        )
                         .await
                 }
             };
@@ -468,14 +649,23 @@ impl Pipeline {
                     Channel::Whatsapp => answer::whatsapp(&http),
                     Channel::Rcs => answer::rbm(&http, &target.rbm_message_id),
                 },
-                Transport::NotSent(reason) => Answer::Transient { code: "provider_unreachable".to_string(), reason },
+                Transport::NotSent(reason) => Answer::Transient {
+                    code: "provider_unreachable".to_string(),
+                    reason,
+                },
                 Transport::Unknown(reason) => Answer::Unknown { reason },
             };
             // RBM de-duplicates our messageId, and `resend` accepts duplicates: for both an
             // unknown outcome is just worth another try.
             let answer = match answer {
-                Answer::Unknown { reason } if channel == Channel::Rcs || self.config.unknown_outcome == UnknownOutcome::Resend => {
-                    Answer::Transient { code: "outcome_unknown".to_string(), reason }
+                Answer::Unknown { reason }
+                    if channel == Channel::Rcs
+                        || self.config.unknown_outcome == UnknownOutcome::Resend =>
+                {
+                    Answer::Transient {
+                        code: "outcome_unknown".to_string(),
+                        reason,
+                    }
                 }
                 other => other,
             };
@@ -486,9 +676,14 @@ impl Pipeline {
                 Answer::Permanent { .. } => "permanent",
                 Answer::Unknown { .. } => "unknown",
             };
-            metrics().provider_calls.with_label_values(&[channel_name, class]).inc();
+            metrics()
+                .provider_calls
+                .with_label_values(&[channel_name, class])
+                .inc();
             let delay = match answer {
-                Answer::Accepted { provider_message_id } => {
+                Answer::Accepted {
+                    provider_message_id,
+                } => {
                     let result = Final {
                         outcome: SendOutcome::Accepted,
                         provider_message_id: Some(provider_message_id),
@@ -498,8 +693,14 @@ impl Pipeline {
                     };
                     return self.finish(command, &result).await;
                 }
-                Answer::Permanent { code, reason, retryable } => {
-                    return self.finish(command, &failed(&code, reason, retryable, attempts)).await;
+                Answer::Permanent {
+                    code,
+                    reason,
+                    retryable,
+                } => {
+                    return self
+                        .finish(command, &failed(&code, reason, retryable, attempts))
+                        .await;
                 }
                 Answer::Unknown { reason } => {
                     let result = failed(
@@ -514,9 +715,17 @@ impl Pipeline {
                     );
                     return self.finish(command, &result).await;
                 }
-                Answer::RateLimited { scope, code, reason, retry_after } => {
+                Answer::RateLimited {
+                    scope,
+                    code,
+                    reason,
+                    retry_after,
+                } => {
                     rate_limited += 1;
-                    let backoff = self.config.rate_limit_backoff.delay(rate_limited, fastrand::f64());
+                    let backoff = self
+                        .config
+                        .rate_limit_backoff
+                        .delay(rate_limited, fastrand::f64());
                     let delay = retry_after.map_or(backoff, |after| after.max(backoff));
                     let key = match scope {
                         RateScope::Number => &number_pause,
@@ -538,11 +747,21 @@ impl Pipeline {
                     delay
                 }
             };
-            if !self.ledger.set_phase(&command.command_id, owner, Phase::Pending, attempts).await.map_err(retryable)? {
-                return Err(retryable(format!("lost the claim on command {} to another sender", command.command_id)));
+            if !self
+                .ledger
+                .set_phase(&command.command_id, owner, Phase::Pending, attempts)
+                .await
+                .map_err(retryable)?
+            {
+                return Err(retryable(format!(
+                    "lost the claim on command {} to another sender",
+                    command.command_id
+                )));
             }
             if let Err(interrupted) = self.sleep(delay, deadline).await {
-                return self.interrupted(command, owner, attempts, interrupted, last_answer).await;
+                return self
+                    .interrupted(command, owner, attempts, interrupted, last_answer)
+                    .await;
             }
         }
     }
@@ -565,7 +784,10 @@ impl Pipeline {
                 Err(retryable("shutting down; the command is redelivered"))
             }
             Interrupted::Deadline => {
-                let last = last_answer.map_or_else(|| "none".to_string(), |(code, reason)| format!("{code}: {reason}"));
+                let last = last_answer.map_or_else(
+                    || "none".to_string(),
+                    |(code, reason)| format!("{code}: {reason}"),
+                );
                 let result = failed(
                     "deadline_exceeded",
                     format!(
@@ -583,16 +805,27 @@ impl Pipeline {
 
     /// Store the outcome (unless one is stored) and publish the stored one.
     async fn finish(&self, command: &OutboundCommand, result: &Final) -> Result<(), HandlerError> {
-        let stored = self.ledger.finish(&command.command_id, result).await.map_err(retryable)?;
+        let stored = self
+            .ledger
+            .finish(&command.command_id, result)
+            .await
+            .map_err(retryable)?;
         self.publish_final(command, &stored).await
     }
 
-    async fn publish_final(&self, command: &OutboundCommand, stored: &Final) -> Result<(), HandlerError> {
+    async fn publish_final(
+        &self,
+        command: &OutboundCommand,
+        stored: &Final,
+    ) -> Result<(), HandlerError> {
         let outcome = match stored.outcome {
             SendOutcome::Accepted => "accepted",
             SendOutcome::Failed => "failed",
         };
-        metrics().commands.with_label_values(&[command.channel.as_str(), outcome]).inc();
+        metrics()
+            .commands
+            .with_label_values(&[command.channel.as_str(), outcome])
+            .inc();
         tracing::info!(
             command_id = %command.command_id,
             channel = %command.channel,
@@ -609,7 +842,12 @@ impl Pipeline {
         self.publish_with_id(command, stored, event_id).await
     }
 
-    async fn publish_with_id(&self, command: &OutboundCommand, stored: &Final, event_id: String) -> Result<(), HandlerError> {
+    async fn publish_with_id(
+        &self,
+        command: &OutboundCommand,
+        stored: &Final,
+        event_id: String,
+    ) -> Result<(), HandlerError> {
         let result = OutboundResult {
             event_id,
             tenant_id: command.tenant_id.clone(),
@@ -632,8 +870,16 @@ impl Pipeline {
             .encode(&result)
             .await
             .map_err(|error| retryable(format!("cannot encode the result: {error}")))?;
-        let mut record = OutboundRecord::new(topics::OUTBOUND_RESULTS, command.conversation_key.clone(), bytes);
-        if let Some(traceparent) = command.trace_parent.as_deref().and_then(|text| TraceParent::parse(text).ok()) {
+        let mut record = OutboundRecord::new(
+            topics::OUTBOUND_RESULTS,
+            command.conversation_key.clone(),
+            bytes,
+        );
+        if let Some(traceparent) = command
+            .trace_parent
+            .as_deref()
+            .and_then(|text| TraceParent::parse(text).ok())
+        {
             record = record.with_traceparent(&traceparent);
         }
         self.producer

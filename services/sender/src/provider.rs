@@ -39,7 +39,12 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 impl Providers {
     /// Clients for the given base URLs; every call is bounded by `timeout`.
-    pub fn new(whatsapp_base_url: &str, whatsapp_api_version: &str, rbm_base_url: &str, timeout: Duration) -> Self {
+    pub fn new(
+        whatsapp_base_url: &str,
+        whatsapp_api_version: &str,
+        rbm_base_url: &str,
+        timeout: Duration,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(3)))
@@ -65,7 +70,14 @@ impl Providers {
     }
 
     /// `POST /v1/phones/{msisdn}/agentMessages?messageId=&agentId=`.
-    pub async fn rbm(&self, msisdn: &str, message_id: &str, agent_id: &str, token: &Secret, body: &Value) -> Transport {
+    pub async fn rbm(
+        &self,
+        msisdn: &str,
+        message_id: &str,
+        agent_id: &str,
+        token: &Secret,
+        body: &Value,
+    ) -> Transport {
         let msisdn = format!("+{}", msisdn.trim_start_matches('+'));
         let url = format!("{}/v1/phones/{msisdn}/agentMessages", self.rbm_base_url);
         let request = self
@@ -83,17 +95,29 @@ impl Providers {
                 let status = response.status().as_u16();
                 let retry_after = retry_after(response.headers());
                 match response.text().await {
-                    Ok(body) => Transport::Answered(HttpAnswer { status, body, retry_after }),
+                    Ok(body) => Transport::Answered(HttpAnswer {
+                        status,
+                        body,
+                        retry_after,
+                    }),
                     // The status arrived but the body did not: a 2xx may have been an
                     // acceptance we cannot read.
                     Err(error) if (200..300).contains(&status) => {
                         Transport::Unknown(format!("the answer {status} broke off: {error}"))
                     }
-                    Err(_) => Transport::Answered(HttpAnswer { status, body: String::new(), retry_after }),
+                    Err(_) => Transport::Answered(HttpAnswer {
+                        status,
+                        body: String::new(),
+                        retry_after,
+                    }),
                 }
             }
-            Err(error) if error.is_connect() => Transport::NotSent(format!("provider unreachable: {error}")),
-            Err(error) if error.is_builder() => Transport::NotSent(format!("the request could not be built: {error}")),
+            Err(error) if error.is_connect() => {
+                Transport::NotSent(format!("provider unreachable: {error}"))
+            }
+            Err(error) if error.is_builder() => {
+                Transport::NotSent(format!("the request could not be built: {error}"))
+            }
             Err(error) => Transport::Unknown(format!("no answer from the provider: {error}")),
         }
     }

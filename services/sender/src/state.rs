@@ -108,7 +108,11 @@ impl RedisState {
     }
 
     /// Record an inbound time (keeps the latest; idempotent).
-    pub async fn record_inbound(&self, conversation_key: &str, occurred_at: i64) -> redis::RedisResult<()> {
+    pub async fn record_inbound(
+        &self,
+        conversation_key: &str,
+        occurred_at: i64,
+    ) -> redis::RedisResult<()> {
         let expire_at = occurred_at + WINDOW_MS + 3_600_000;
         let mut connection = self.connection.clone();
         let _: i64 = self
@@ -122,7 +126,12 @@ impl RedisState {
     }
 
     /// Try to take a token; `Ok(0)` when taken, else milliseconds to wait.
-    pub async fn take_token(&self, bucket: &str, pauses: &[String], limits: Limits) -> redis::RedisResult<u64> {
+    pub async fn take_token(
+        &self,
+        bucket: &str,
+        pauses: &[String],
+        limits: Limits,
+    ) -> redis::RedisResult<u64> {
         let mut connection = self.connection.clone();
         let mut invocation = self.take_token.key(bucket);
         for pause in pauses {
@@ -151,7 +160,11 @@ impl RedisState {
     pub async fn heartbeat(&self, instance_id: &str) -> redis::RedisResult<()> {
         let mut connection = self.connection.clone();
         connection
-            .pset_ex(instance_key(instance_id), 1, LIVENESS_TTL.as_millis() as u64)
+            .pset_ex(
+                instance_key(instance_id),
+                1,
+                LIVENESS_TTL.as_millis() as u64,
+            )
             .await
     }
 

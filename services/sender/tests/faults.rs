@@ -19,7 +19,12 @@ fn busiest_window(records: &[RequestRecord], window_ms: i64) -> usize {
     let mut times: Vec<i64> = records.iter().map(|record| record.received_at).collect();
     times.sort_unstable();
     (0..times.len())
-        .map(|start| times[start..].iter().take_while(|at| **at < times[start] + window_ms).count())
+        .map(|start| {
+            times[start..]
+                .iter()
+                .take_while(|at| **at < times[start] + window_ms)
+                .count()
+        })
         .max()
         .unwrap_or(0)
 }
@@ -33,11 +38,15 @@ async fn faults_end_in_one_outcome_each_without_duplicates_and_within_the_rate()
     }))
     .await;
     let mut results = Results::from_now(&tenant.id).await;
-    let environment = tenant.sender_env(&base, &format!("sender-test-{}", short_id()), &[
-        ("CAAS_SENDER_RATE_PER_SECOND", RATE.to_string()),
-        ("CAAS_SENDER_RATE_BURST", BURST.to_string()),
-        ("CAAS_SENDER_MAX_ATTEMPTS", "10".to_string()),
-    ]);
+    let environment = tenant.sender_env(
+        &base,
+        &format!("sender-test-{}", short_id()),
+        &[
+            ("CAAS_SENDER_RATE_PER_SECOND", RATE.to_string()),
+            ("CAAS_SENDER_RATE_BURST", BURST.to_string()),
+            ("CAAS_SENDER_MAX_ATTEMPTS", "10".to_string()),
+        ],
+    );
     let (_, shutdown, task) = start_sender(&environment).await;
     let events = Events::new();
 
@@ -45,11 +54,21 @@ async fn faults_end_in_one_outcome_each_without_duplicates_and_within_the_rate()
     for index in 0..40 {
         let customer = format!("49172000000{:02}", index % 8);
         let marker = format!("m{index}-{}", short_id());
-        commands.push(tenant.command(Channel::Whatsapp, &customer, template(&marker), Origin::Campaign));
+        commands.push(tenant.command(
+            Channel::Whatsapp,
+            &customer,
+            template(&marker),
+            Origin::Campaign,
+        ));
     }
     for index in 0..20 {
         let customer = format!("+49173000000{:02}", index % 4);
-        commands.push(tenant.command(Channel::Rcs, &customer, text(&format!("hello {index}")), Origin::Bot));
+        commands.push(tenant.command(
+            Channel::Rcs,
+            &customer,
+            text(&format!("hello {index}")),
+            Origin::Bot,
+        ));
     }
     for command in &commands {
         events.send(command).await;
@@ -61,7 +80,10 @@ async fn faults_end_in_one_outcome_each_without_duplicates_and_within_the_rate()
 
     results
         .until("a result for every command", |seen| {
-            commands.iter().all(|command| seen.iter().any(|result| result.command_id == command.command_id))
+            commands.iter().all(|command| {
+                seen.iter()
+                    .any(|result| result.command_id == command.command_id)
+            })
         })
         .await;
     // Let the duplicates' results (re-published from the ledger) arrive too.
@@ -75,19 +97,30 @@ async fn faults_end_in_one_outcome_each_without_duplicates_and_within_the_rate()
     for command in &commands {
         let outcomes = &by_command[&command.command_id];
         // Every result of one command says the same thing (a re-published result is identical).
-        assert!(outcomes.windows(2).all(|pair| pair[0].event_id == pair[1].event_id && pair[0].outcome == pair[1].outcome
-            && pair[0].provider_message_id == pair[1].provider_message_id), "{outcomes:#?}");
+        assert!(
+            outcomes
+                .windows(2)
+                .all(|pair| pair[0].event_id == pair[1].event_id
+                    && pair[0].outcome == pair[1].outcome
+                    && pair[0].provider_message_id == pair[1].provider_message_id),
+            "{outcomes:#?}"
+        );
         let result = &outcomes[0];
         let sent: Vec<&RequestRecord> = match command.channel {
             Channel::Whatsapp => {
                 let marker = match &command.content {
-                    caas_events::model::Content::Template(template) => template.parameters[0].text.clone(),
+                    caas_events::model::Content::Template(template) => {
+                        template.parameters[0].text.clone()
+                    }
                     _ => unreachable!(),
                 };
                 whatsapp_records
                     .iter()
                     .filter(|record| record.outcome == Outcome::Accepted)
-                    .filter(|record| record.body["template"]["components"][0]["parameters"][0]["text"] == serde_json::json!(marker))
+                    .filter(|record| {
+                        record.body["template"]["components"][0]["parameters"][0]["text"]
+                            == serde_json::json!(marker)
+                    })
                     .collect()
             }
             Channel::Rcs => {
@@ -95,33 +128,63 @@ async fn faults_end_in_one_outcome_each_without_duplicates_and_within_the_rate()
                 rbm_records
                     .iter()
                     .filter(|record| record.outcome == Outcome::Accepted)
-                    .filter(|record| record.provider_message_id.as_deref() == Some(message_id.as_str()))
+                    .filter(|record| {
+                        record.provider_message_id.as_deref() == Some(message_id.as_str())
+                    })
                     .collect()
             }
         };
-        assert!(sent.len() <= 1, "command {} was sent {} times", command.command_id, sent.len());
+        assert!(
+            sent.len() <= 1,
+            "command {} was sent {} times",
+            command.command_id,
+            sent.len()
+        );
         match result.outcome {
             SendOutcome::Accepted => {
                 accepted += 1;
-                assert_eq!(sent.len(), 1, "accepted but not at the provider: {result:?}");
+                assert_eq!(
+                    sent.len(),
+                    1,
+                    "accepted but not at the provider: {result:?}"
+                );
                 assert_eq!(sent[0].provider_message_id, result.provider_message_id);
                 assert!(result.attempts >= 1);
             }
             SendOutcome::Failed => {
                 let error = result.error.as_ref().unwrap();
-                assert!(error.retryable, "only exhausted retries may fail here: {error:?}");
+                assert!(
+                    error.retryable,
+                    "only exhausted retries may fail here: {error:?}"
+                );
                 assert!(sent.is_empty(), "failed but delivered: {result:?}");
             }
         }
     }
     for command in commands.iter().step_by(12) {
-        assert_eq!(by_command[&command.command_id].len(), 2, "a redelivered command gets its result again, not a second send");
+        assert_eq!(
+            by_command[&command.command_id].len(),
+            2,
+            "a redelivered command gets its result again, not a second send"
+        );
     }
-    assert!(accepted >= commands.len() - 3, "too few accepted: {accepted} of {}", commands.len());
+    assert!(
+        accepted >= commands.len() - 3,
+        "too few accepted: {accepted} of {}",
+        commands.len()
+    );
 
     // The faults were really exercised.
-    let count = |records: &[RequestRecord], outcome: Outcome| records.iter().filter(|record| record.outcome == outcome).count();
-    assert!(count(&whatsapp_records, Outcome::RateLimited) > 0 && count(&whatsapp_records, Outcome::ServerError) > 0);
+    let count = |records: &[RequestRecord], outcome: Outcome| {
+        records
+            .iter()
+            .filter(|record| record.outcome == outcome)
+            .count()
+    };
+    assert!(
+        count(&whatsapp_records, Outcome::RateLimited) > 0
+            && count(&whatsapp_records, Outcome::ServerError) > 0
+    );
 
     // The rate: every request (accepted or not) took a token of its number's bucket.
     for records in [&whatsapp_records, &rbm_records] {
@@ -131,7 +194,11 @@ async fn faults_end_in_one_outcome_each_without_duplicates_and_within_the_rate()
             "{busiest} requests within one second; the limit is {RATE}/s with a burst of {BURST}"
         );
     }
-    let per_sender: HashMap<&str, usize> = [(tenant.phone_number_id.as_str(), whatsapp_records.len()), (tenant.agent_id.as_str(), rbm_records.len())].into();
+    let per_sender: HashMap<&str, usize> = [
+        (tenant.phone_number_id.as_str(), whatsapp_records.len()),
+        (tenant.agent_id.as_str(), rbm_records.len()),
+    ]
+    .into();
     assert!(per_sender.values().all(|count| *count > 0));
 
     stop_sender(shutdown, task).await;

@@ -1,4 +1,5 @@
-//! Conversation handling changes (`conversation.events.v1`).
+//! Conversation handling changes (`conversation.events.v1`): handoffs, assignment, closing, and
+//! the customer's opt-out / opt-in.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,12 @@ pub enum ConversationEventKind {
     Reopened,
     /// A kind this reader does not know.
     Unknown,
+    /// The customer withdrew consent to marketing messages on this channel (RCS
+    /// `UNSUBSCRIBE`, or a STOP keyword the campaign service recognised). Added after
+    /// `unknown`, so older readers see `Unknown`.
+    OptedOut,
+    /// The customer gave consent again (RCS `SUBSCRIBE`, or a START keyword).
+    OptedIn,
 }
 
 /// A change of a conversation's handling (`caas.v1.ConversationEvent`).

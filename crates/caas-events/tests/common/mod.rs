@@ -869,6 +869,8 @@ pub fn conversation_event_strategy() -> impl Strategy<Value = ConversationEvent>
             Just(ConversationEventKind::Closed),
             Just(ConversationEventKind::Reopened),
             Just(ConversationEventKind::Unknown),
+            Just(ConversationEventKind::OptedOut),
+            Just(ConversationEventKind::OptedIn),
         ],
         opt_text(),
         opt_text(),

@@ -165,7 +165,7 @@ pub struct RoomRequest {
 pub enum ConversationAction {
     /// Assign to an operator (the caller by default).
     Assign,
-    /// Take over from the bot.
+    /// Take over from the bot: assign to the caller.
     Handoff,
     /// Give back to the bot.
     Release,
@@ -266,7 +266,10 @@ pub fn send_message(
 fn template_content(template: TemplateRequest) -> Result<Template, ActionError> {
     const EVENT: &str = "message.send";
     if template.name.trim().is_empty() || template.language.trim().is_empty() {
-        return Err(invalid(EVENT, "template.name and template.language are required"));
+        return Err(invalid(
+            EVENT,
+            "template.name and template.language are required",
+        ));
     }
     let parameters = template
         .parameters
@@ -279,7 +282,9 @@ fn template_content(template: TemplateRequest) -> Result<Template, ActionError> 
                 other => {
                     return Err(invalid(
                         EVENT,
-                        &format!("template parameter component {other:?} is not header, body or button"),
+                        &format!(
+                            "template parameter component {other:?} is not header, body or button"
+                        ),
                     ))
                 }
             };
@@ -333,7 +338,10 @@ pub fn change_conversation(
                     "the conversation is assigned to {other}; an admin can reassign it"
                 )));
             }
-            (ConversationEventKind::HandoffToHuman, Some(claims.sub.clone()))
+            // `handoff_to_human` in the contract is the bot's (or customer's) request for a
+            // human; an operator taking over is an assignment to itself, which the logger and
+            // the chatbot read as "a human handles it now".
+            (ConversationEventKind::Assigned, Some(claims.sub.clone()))
         }
         ConversationAction::Release => {
             if let (Some(other), false) = (held_by_other, claims.is_admin()) {
@@ -371,7 +379,10 @@ pub fn change_conversation(
         actor_operator_id: Some(claims.sub.clone()),
         assignee_operator_id: assignee,
         previous_assignee_operator_id: state.assignee.clone(),
-        reason: request.reason.filter(|reason| !reason.is_empty()),
+        reason: request
+            .reason
+            .filter(|reason| !reason.is_empty())
+            .or_else(|| (action == ConversationAction::Handoff).then(|| "taken over".to_string())),
     })
 }
 
@@ -398,7 +409,11 @@ pub fn typing(
         subject_id: claims.sub.clone(),
         provider_message_id: None,
         // A stop is a signal that has already lapsed.
-        expires_at: Some(if active { now_ms + TYPING_TTL_MS } else { now_ms }),
+        expires_at: Some(if active {
+            now_ms + TYPING_TTL_MS
+        } else {
+            now_ms
+        }),
     })
 }
 
@@ -458,7 +473,10 @@ pub fn operator_presence(
 
 fn check_idempotency_id(event: &'static str, id: &str) -> Result<(), ActionError> {
     if id.is_empty() || id.len() > 200 {
-        return Err(invalid(event, "idempotency_id must have 1 to 200 characters"));
+        return Err(invalid(
+            event,
+            "idempotency_id must have 1 to 200 characters",
+        ));
     }
     Ok(())
 }
@@ -522,12 +540,22 @@ mod tests {
     fn the_idempotency_id_makes_the_command_id_deterministic() {
         let payload =
             json!({"conversation_key": "acme:rcs:1", "text": "hi", "idempotency_id": "k-1"});
-        let first =
-            send_message(&operator("op-1"), send(payload.clone()), &open_window(), NOW, "a")
-                .unwrap();
-        let again =
-            send_message(&operator("op-1"), send(payload.clone()), &open_window(), NOW + 5, "b")
-                .unwrap();
+        let first = send_message(
+            &operator("op-1"),
+            send(payload.clone()),
+            &open_window(),
+            NOW,
+            "a",
+        )
+        .unwrap();
+        let again = send_message(
+            &operator("op-1"),
+            send(payload.clone()),
+            &open_window(),
+            NOW + 5,
+            "b",
+        )
+        .unwrap();
         assert_eq!(first.command_id, again.command_id);
         assert_eq!(first.event_id, again.event_id);
         let other_operator =
@@ -574,7 +602,9 @@ mod tests {
             "x",
         )
         .unwrap();
-        assert!(matches!(template.content, Content::Template(ref t) if t.parameters[0].component == TemplateComponent::Body));
+        assert!(
+            matches!(template.content, Content::Template(ref t) if t.parameters[0].component == TemplateComponent::Body)
+        );
         // RCS has no such window; an unknown conversation is left to the sender to judge.
         assert!(send_message(
             &operator("op-1"),
@@ -598,8 +628,14 @@ mod tests {
     fn bad_payloads_say_what_is_wrong() {
         let claims = operator("op-1");
         for (payload, needle) in [
-            (json!({"conversation_key": "acme:rcs:1"}), "text or template"),
-            (json!({"conversation_key": "acme:rcs:1", "text": "  "}), "empty"),
+            (
+                json!({"conversation_key": "acme:rcs:1"}),
+                "text or template",
+            ),
+            (
+                json!({"conversation_key": "acme:rcs:1", "text": "  "}),
+                "empty",
+            ),
             (
                 json!({"conversation_key": "acme:rcs:1", "text": "a", "template": {"name": "t", "language": "en"}}),
                 "not both",
@@ -675,6 +711,18 @@ mod tests {
             ),
             Err(ActionError::Conflict(_))
         ));
+        let takeover = change_conversation(
+            ConversationAction::Handoff,
+            &operator("op-1"),
+            request(None),
+            &ConversationState::default(),
+            NOW,
+            "e",
+        )
+        .unwrap();
+        assert_eq!(takeover.kind, ConversationEventKind::Assigned);
+        assert_eq!(takeover.assignee_operator_id.as_deref(), Some("op-1"));
+        assert_eq!(takeover.reason.as_deref(), Some("taken over"));
         let release = change_conversation(
             ConversationAction::Release,
             &operator("op-2"),
@@ -686,7 +734,10 @@ mod tests {
         .unwrap();
         assert_eq!(release.kind, ConversationEventKind::ReleasedToBot);
         assert_eq!(release.assignee_operator_id, None);
-        assert_eq!(release.previous_assignee_operator_id.as_deref(), Some("op-2"));
+        assert_eq!(
+            release.previous_assignee_operator_id.as_deref(),
+            Some("op-2")
+        );
         let close = change_conversation(
             ConversationAction::Close,
             &operator("op-1"),
@@ -730,7 +781,10 @@ mod tests {
         assert_eq!(online.conversation_key, "acme:operator:op-1");
         assert_eq!(online.channel, None);
         assert_eq!(online.expires_at, Some(NOW + ONLINE_TTL_MS));
-        assert_eq!(operator_presence(&claims, false, NOW, "o").kind, PresenceKind::Offline);
+        assert_eq!(
+            operator_presence(&claims, false, NOW, "o").kind,
+            PresenceKind::Offline
+        );
         assert!(read(
             &claims,
             ReadRequest {

@@ -13,6 +13,8 @@ use caas_events::model::{
 use caas_events::{keys, topics};
 use serde_json::{json, Map, Value};
 
+use caas_logger::domain::docs::{inbound_message_id, outbound_message_id};
+
 use super::rooms;
 use super::views::{
     content_json, origin_name, preview, ConversationView, DeliveryStatus, Direction, LastMessage,
@@ -112,7 +114,8 @@ pub struct Enrichment {
     pub seq: Option<i64>,
     /// The conversation as the logger stores it after (at least) this event.
     pub conversation: Option<ConversationView>,
-    /// For a provider status: the id of the message it is about, if the logger knows it.
+    /// The `messages` document the logger changed for this event (for a provider status, the
+    /// only way to know which message it is about).
     pub message_id: Option<String>,
 }
 
@@ -185,7 +188,7 @@ fn key_belongs_to_tenant(key: &str, tenant: &str) -> bool {
 
 fn inbound_message(message: &InboundMessage, enrichment: &Enrichment) -> Vec<Emission> {
     let view = MessageView {
-        id: message.event_id.clone(),
+        id: inbound_message_id(message.channel.as_str(), &message.provider_message_id),
         conversation_key: message.conversation_key.clone(),
         seq: enrichment.seq,
         direction: Direction::Inbound,
@@ -235,7 +238,7 @@ fn inbound_message(message: &InboundMessage, enrichment: &Enrichment) -> Vec<Emi
 
 fn outbound_command(command: &OutboundCommand, enrichment: &Enrichment) -> Vec<Emission> {
     let view = MessageView {
-        id: command.command_id.clone(),
+        id: outbound_message_id(&command.tenant_id, &command.command_id),
         conversation_key: command.conversation_key.clone(),
         seq: enrichment.seq,
         direction: Direction::Outbound,
@@ -243,7 +246,7 @@ fn outbound_command(command: &OutboundCommand, enrichment: &Enrichment) -> Vec<E
         operator_id: command.operator_id.clone(),
         command_id: Some(command.command_id.clone()),
         provider_message_id: None,
-        status: DeliveryStatus::Pending,
+        status: DeliveryStatus::Queued,
         content: content_json(&command.content),
         preview: preview(&command.content),
         occurred_at: command.occurred_at,
@@ -302,7 +305,7 @@ fn outbound_result(result: &OutboundResult, enrichment: &Enrichment) -> Emission
         payload: json!({
             "conversation_key": result.conversation_key,
             "seq": enrichment.seq,
-            "message_id": result.command_id,
+            "message_id": outbound_message_id(&result.tenant_id, &result.command_id),
             "command_id": result.command_id,
             "provider_message_id": result.provider_message_id,
             "status": status,
@@ -315,10 +318,7 @@ fn outbound_result(result: &OutboundResult, enrichment: &Enrichment) -> Emission
 fn inbound_status(status: &InboundStatus, enrichment: &Enrichment) -> Emission {
     let error = status.errors.first().map(|error| MessageError {
         code: error.code.clone(),
-        reason: error
-            .message
-            .clone()
-            .unwrap_or_else(|| error.title.clone()),
+        reason: error.message.clone().unwrap_or_else(|| error.title.clone()),
     });
     Emission {
         event: ServerEvent::MessageStatus,
@@ -339,7 +339,15 @@ fn inbound_status(status: &InboundStatus, enrichment: &Enrichment) -> Emission {
 fn conversation_event(event: &ConversationEvent, enrichment: &Enrichment) -> Emission {
     let mut partial = Map::new();
     match event.kind {
-        ConversationEventKind::HandoffToHuman | ConversationEventKind::Assigned => {
+        ConversationEventKind::HandoffToHuman => {
+            // The bot or the customer asked for a human: the conversation waits in the queue;
+            // an assignee, if any, stays.
+            partial.insert("mode".into(), json!("human"));
+            if let Some(assignee) = &event.assignee_operator_id {
+                partial.insert("assignee".into(), json!(assignee));
+            }
+        }
+        ConversationEventKind::Assigned => {
             partial.insert("mode".into(), json!("human"));
             partial.insert("assignee".into(), json!(event.assignee_operator_id));
         }
@@ -355,6 +363,12 @@ fn conversation_event(event: &ConversationEvent, enrichment: &Enrichment) -> Emi
         }
         ConversationEventKind::Reopened => {
             partial.insert("closed".into(), json!(false));
+        }
+        ConversationEventKind::OptedOut => {
+            partial.insert("opted_out".into(), json!(true));
+        }
+        ConversationEventKind::OptedIn => {
+            partial.insert("opted_out".into(), json!(false));
         }
         ConversationEventKind::Unknown => {}
     }
@@ -393,6 +407,8 @@ fn conversation_change(kind: ConversationEventKind) -> &'static str {
         ConversationEventKind::ReleasedToBot => "released_to_bot",
         ConversationEventKind::Closed => "closed",
         ConversationEventKind::Reopened => "reopened",
+        ConversationEventKind::OptedOut => "opted_out",
+        ConversationEventKind::OptedIn => "opted_in",
         ConversationEventKind::Unknown => "unknown",
     }
 }
@@ -425,6 +441,7 @@ fn conversation_updated(
         }
     };
     payload.insert("change".into(), json!(change));
+    payload.insert("event_seq".into(), json!(enrichment.seq));
     let mut target = vec![rooms::tenant(tenant)];
     target.extend(extra_room);
     Emission {
@@ -549,6 +566,7 @@ pub(crate) mod tests {
         assert_eq!(emits[0].payload["conversation_key"], "acme:whatsapp:49151");
         assert_eq!(emits[0].payload["preview"], "hello");
         assert_eq!(emits[0].payload["status"], "received");
+        assert_eq!(emits[0].payload["id"], "in:whatsapp:wamid.hello");
         assert_eq!(emits[1].event.name(), "conversation.updated");
         assert_eq!(emits[1].rooms, vec!["tenant:acme"]);
         assert_eq!(emits[1].payload["partial"], true);
@@ -568,6 +586,7 @@ pub(crate) mod tests {
             mode: "human".into(),
             assignee: Some("op-1".into()),
             closed: false,
+            opted_out: false,
             unread_count: 3,
             last_message: None,
             last_inbound_at: Some(1_000),
@@ -585,6 +604,7 @@ pub(crate) mod tests {
         assert_eq!(emits[1].payload["seq"], 9);
         assert_eq!(emits[1].payload["unread_count"], 3);
         assert_eq!(emits[1].payload["change"], "message.inbound");
+        assert_eq!(emits[1].payload["event_seq"], 8);
     }
 
     #[test]
@@ -618,7 +638,7 @@ pub(crate) mod tests {
         };
         let emit = &emissions(&Incoming::OutboundResult(result), &Enrichment::default())[0];
         assert_eq!(emit.event.name(), "message.status");
-        assert_eq!(emit.payload["message_id"], "cmd-1");
+        assert_eq!(emit.payload["message_id"], "out:acme:cmd-1");
         assert_eq!(emit.payload["status"], "failed");
         assert_eq!(emit.payload["error"]["code"], "unknown");
         assert!(emit.payload["seq"].is_null());
@@ -646,11 +666,11 @@ pub(crate) mod tests {
             &Enrichment {
                 seq: Some(4),
                 conversation: None,
-                message_id: Some("cmd-1".into()),
+                message_id: Some("out:acme:cmd-1".into()),
             },
         )[0];
         assert_eq!(emit.payload["status"], "delivered");
-        assert_eq!(emit.payload["message_id"], "cmd-1");
+        assert_eq!(emit.payload["message_id"], "out:acme:cmd-1");
         assert_eq!(emit.payload["provider_message_id"], "p-1");
         assert_eq!(emit.payload["seq"], 4);
     }

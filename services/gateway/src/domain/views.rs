@@ -15,8 +15,8 @@ pub enum Direction {
     Outbound,
 }
 
-/// Where a message stands. Outbound messages move forward only:
-/// `pending` < `accepted` < `sent` < `delivered` < `read`; `failed` is terminal.
+/// Where a message stands (the logger's names). Outbound messages move forward only:
+/// `queued` < `accepted` < `sent` < `delivered` < `read`; `failed` is terminal.
 /// Inbound messages are `received`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -24,7 +24,7 @@ pub enum DeliveryStatus {
     /// An inbound message.
     Received,
     /// An outbound command is on Kafka; the sender has not answered yet.
-    Pending,
+    Queued,
     /// The provider accepted it (it has a provider message id).
     Accepted,
     /// The provider sent it.
@@ -41,7 +41,7 @@ impl DeliveryStatus {
     /// Forward order; `failed` ranks above everything because it is terminal.
     pub fn rank(self) -> u8 {
         match self {
-            DeliveryStatus::Received | DeliveryStatus::Pending => 0,
+            DeliveryStatus::Received | DeliveryStatus::Queued => 0,
             DeliveryStatus::Accepted => 1,
             DeliveryStatus::Sent => 2,
             DeliveryStatus::Delivered => 3,
@@ -63,7 +63,7 @@ impl DeliveryStatus {
     pub fn parse(name: &str) -> Option<DeliveryStatus> {
         Some(match name {
             "received" => DeliveryStatus::Received,
-            "pending" | "queued" => DeliveryStatus::Pending,
+            "queued" => DeliveryStatus::Queued,
             "accepted" => DeliveryStatus::Accepted,
             "sent" => DeliveryStatus::Sent,
             "delivered" => DeliveryStatus::Delivered,
@@ -97,7 +97,8 @@ pub struct MessageError {
 /// One message of a thread (`message.new` payload, REST message item).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageView {
-    /// Stable id: the inbound event id, or the outbound command id.
+    /// Stable id, the logger's `messages` `_id`: `in:<channel>:<provider message id>` or
+    /// `out:<tenant>:<command id>`.
     pub id: String,
     /// The conversation.
     pub conversation_key: String,
@@ -159,6 +160,9 @@ pub struct ConversationView {
     pub assignee: Option<String>,
     /// Whether it was closed.
     pub closed: bool,
+    /// Whether the customer withdrew consent to marketing on this channel (display only; the
+    /// campaign service's consents are the authority).
+    pub opted_out: bool,
     /// Customer messages not read by an operator yet.
     pub unread_count: i64,
     /// The newest message.
@@ -195,7 +199,10 @@ pub fn preview(content: &Content) -> String {
         }
         Content::Location(location) => match &location.name {
             Some(name) => format!("[location] {name}"),
-            None => format!("[location] {:.5}, {:.5}", location.latitude, location.longitude),
+            None => format!(
+                "[location] {:.5}, {:.5}",
+                location.latitude, location.longitude
+            ),
         },
         Content::Contacts(contacts) => {
             let names: Vec<&str> = contacts
@@ -243,7 +250,7 @@ mod tests {
         assert_eq!(Sent.max(Read), Read);
         assert_eq!(Read.max(Failed), Failed);
         assert_eq!(Failed.max(Read), Failed);
-        assert_eq!(Pending.max(Accepted), Accepted);
+        assert_eq!(Queued.max(Accepted), Accepted);
         assert_eq!(DeliveryStatus::parse("delivered"), Some(Delivered));
         assert_eq!(DeliveryStatus::parse("bogus"), None);
     }

@@ -13,7 +13,6 @@ use caas_events::{Codec, Event};
 use caas_kafka::{KafkaConfig, OutboundRecord, Producer};
 use caas_runtime::shutdown::CancellationToken;
 use caas_runtime::{CommonConfig, Env};
-use mongodb::bson::{doc, Document};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{json, Value};
@@ -62,46 +61,123 @@ impl Cluster {
             prefix: unique("gwtest"),
             database: unique("caas_gwtest_"),
         };
-        pin_group_to_end(&stack().kafka_bootstrap, &cluster.group).await;
+        pin_group_to_end(
+            &stack().kafka_bootstrap,
+            &cluster.group,
+            &caas_gateway::domain::fanout::TOPICS,
+        )
+        .await;
         cluster
     }
 
-    /// Start one instance; `overrides` replace variables (e.g. a dead Kafka).
-    pub async fn start(&self, overrides: &[(&str, &str)]) -> Gateway {
-        // GATEWAY_TEST_LOG=debug shows the gateways' logs; by default only their problems.
-        let log_filter = std::env::var("GATEWAY_TEST_LOG").unwrap_or_else(|_| "off".to_string());
+    fn environment(&self, fixed: &[(&str, &str)], overrides: &[(&str, &str)]) -> Env {
         let mut pairs: Vec<(String, String)> = std::env::vars()
             .filter(|(key, _)| key.starts_with("CAAS_"))
             .collect();
-        for (key, value) in [
-            ("CAAS_GATEWAY_ADDR", "127.0.0.1:0"),
-            ("CAAS_JWT_SECRET", SECRET),
-            ("CAAS_GATEWAY_CONSUMER_GROUP", &self.group),
-            ("CAAS_GATEWAY_REDIS_PREFIX", &self.prefix),
-            ("CAAS_MONGODB_DATABASE", &self.database),
-            ("CAAS_GATEWAY_SEQ_WAIT_MS", "5000"),
+        // GATEWAY_TEST_LOG=debug shows the services' logs; by default none.
+        let log_filter = std::env::var("GATEWAY_TEST_LOG").unwrap_or_else(|_| "off".to_string());
+        let common = [
+            ("CAAS_MONGODB_DATABASE", self.database.as_str()),
             ("CAAS_LOG_FORMAT", "pretty"),
-            ("CAAS_LOG", &log_filter),
-        ]
-        .into_iter()
-        .chain(overrides.iter().copied())
-        {
+            ("CAAS_LOG", log_filter.as_str()),
+        ];
+        for (key, value) in common.iter().chain(fixed.iter()).chain(overrides.iter()) {
             pairs.retain(|(existing, _)| existing != key);
             pairs.push((key.to_string(), value.to_string()));
         }
-        let env = Env::from_pairs(pairs.iter().map(|(key, value)| (key.as_str(), value.as_str())));
+        Env::from_pairs(
+            pairs
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.as_str())),
+        )
+    }
+
+    /// Start the real logger on this cluster's database, from the current end of its topics:
+    /// it assigns the `seq` the gateway reads and writes the documents the REST API serves.
+    pub async fn start_logger(&self) -> Service {
+        let group = unique("caas-logger-gwtest-");
+        pin_group_to_end(
+            &stack().kafka_bootstrap,
+            &group,
+            &caas_logger::config::DEFAULT_TOPICS,
+        )
+        .await;
+        let env = self.environment(
+            &[
+                ("CAAS_LOGGER_OPS_ADDR", "127.0.0.1:0"),
+                ("CAAS_LOGGER_GROUP_ID", group.as_str()),
+                ("CAAS_LOGGER_BATCH_MAX_WAIT_MS", "20"),
+            ],
+            &[],
+        );
+        let config = caas_logger::Config::from_env(&env).expect("valid logger configuration");
+        let shutdown = CancellationToken::new();
+        let (bound_sender, bound_receiver) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(caas_logger::run(config, shutdown.clone(), move |address| {
+            let _ = bound_sender.send(address);
+        }));
+        let address = tokio::time::timeout(Duration::from_secs(30), bound_receiver)
+            .await
+            .expect("the logger binds within 30 s")
+            .expect("the logger reports its address");
+        Service {
+            address,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// Start one gateway instance; `overrides` replace variables (e.g. a dead Kafka).
+    pub async fn start(&self, overrides: &[(&str, &str)]) -> Gateway {
+        let env = self.environment(
+            &[
+                ("CAAS_GATEWAY_ADDR", "127.0.0.1:0"),
+                ("CAAS_JWT_SECRET", SECRET),
+                ("CAAS_GATEWAY_CONSUMER_GROUP", self.group.as_str()),
+                ("CAAS_GATEWAY_REDIS_PREFIX", self.prefix.as_str()),
+                // Other tests' events flow through every test's consumer group too; without a
+                // logger each would wait for its seq.
+                ("CAAS_GATEWAY_SEQ_WAIT_MS", "1500"),
+            ],
+            overrides,
+        );
         let config = caas_gateway::Config::from_env(&env).expect("valid test configuration");
         caas_runtime::telemetry::init("gateway-test", &config.common);
         let shutdown = CancellationToken::new();
         let (bound_sender, bound_receiver) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(caas_gateway::run(config, shutdown.clone(), move |address| {
-            let _ = bound_sender.send(address);
-        }));
+        let task = tokio::spawn(caas_gateway::run(
+            config,
+            shutdown.clone(),
+            move |address| {
+                let _ = bound_sender.send(address);
+            },
+        ));
         let address = tokio::time::timeout(Duration::from_secs(30), bound_receiver)
             .await
             .expect("the gateway binds within 30 s")
             .expect("the gateway reports its address");
         Gateway {
+            address,
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// Start the real ingest (webhooks → Kafka), with the tenants of `.env.example`
+    /// (`CAAS_INGEST_TENANTS`, `demo` owns WhatsApp number id 100000000000001).
+    pub async fn start_ingest(&self) -> Service {
+        let env = self.environment(&[("CAAS_INGEST_ADDR", "127.0.0.1:0")], &[]);
+        let config = caas_ingest::Config::from_env(&env).expect("valid ingest configuration");
+        let shutdown = CancellationToken::new();
+        let (bound_sender, bound_receiver) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(caas_ingest::run(config, shutdown.clone(), move |address| {
+            let _ = bound_sender.send(address);
+        }));
+        let address = tokio::time::timeout(Duration::from_secs(30), bound_receiver)
+            .await
+            .expect("ingest binds within 30 s")
+            .expect("ingest reports its address");
+        Service {
             address,
             shutdown,
             task: Some(task),
@@ -122,23 +198,26 @@ impl Cluster {
     }
 }
 
-/// A running gateway instance.
-pub struct Gateway {
+/// A gateway instance.
+pub type Gateway = Service;
+
+/// A service running in-process.
+pub struct Service {
     pub address: SocketAddr,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
-impl Gateway {
+impl Service {
     /// Stop it and wait until `run` returned.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             tokio::time::timeout(Duration::from_secs(30), task)
                 .await
-                .expect("the gateway stops within 30 s")
-                .expect("the gateway task does not panic")
-                .expect("the gateway stops cleanly");
+                .expect("the service stops within 30 s")
+                .expect("the service task does not panic")
+                .expect("the service stops cleanly");
         }
     }
 
@@ -160,21 +239,25 @@ impl Gateway {
         let response = request.send().await.expect("http request");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 }
 
-impl Drop for Gateway {
+impl Drop for Service {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
 }
 
-/// Commit the current end of every partition of the gateway's topics for `group`, so a
-/// group member that joins later starts there whatever partitions it gets in a rebalance.
-pub async fn pin_group_to_end(bootstrap: &str, group: &str) {
+/// Commit the current end of every partition of `topics` for `group`, so a group member that
+/// joins later starts there whatever partitions it gets in a rebalance.
+pub async fn pin_group_to_end(bootstrap: &str, group: &str, topics: &[&'static str]) {
     let bootstrap = bootstrap.to_string();
     let group = group.to_string();
+    let topics = topics.to_vec();
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &bootstrap)
@@ -186,7 +269,7 @@ pub async fn pin_group_to_end(bootstrap: &str, group: &str) {
             .fetch_metadata(None, Duration::from_secs(10))
             .expect("metadata");
         let mut positions = TopicPartitionList::new();
-        for topic in caas_gateway::domain::fanout::TOPICS {
+        for topic in topics {
             let described = metadata
                 .topics()
                 .iter()
@@ -280,7 +363,9 @@ impl TopicTail {
                 .await
                 .ok()?
                 .expect("kafka receive");
-            let Some(payload) = message.payload() else { continue };
+            let Some(payload) = message.payload() else {
+                continue;
+            };
             if let Ok(event) = codec.decode::<E>(payload).await {
                 if matches(&event) {
                     return Some(event);
@@ -290,11 +375,60 @@ impl TopicTail {
     }
 }
 
-/// Write what the logger would write for an event: its `events` document with `seq`.
-pub async fn record_seq(database: &mongodb::Database, event_id: &str, conversation_key: &str, seq: i64) {
-    database
-        .collection::<Document>("events")
-        .insert_one(doc! { "_id": event_id, "conversation_key": conversation_key, "seq": seq })
+/// The WhatsApp business number of the `demo` tenant in `.env.example`.
+pub const DEMO_PHONE_NUMBER_ID: &str = "100000000000001";
+
+/// Post a signed WhatsApp text-message webhook (as Meta sends it) to ingest; returns the
+/// provider message id. Panics unless ingest answers 200.
+pub async fn post_whatsapp_text(
+    ingest: &Service,
+    customer: &str,
+    name: &str,
+    text: &str,
+) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let secret = std::env::var("CAAS_WHATSAPP_APP_SECRET")
+        .expect("CAAS_WHATSAPP_APP_SECRET is set (source .env.example)");
+    let wamid = unique("wamid.GW");
+    let now = caas_gateway::auth::now_seconds();
+    let body = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "WABA-DEMO",
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": { "display_phone_number": "15550000001", "phone_number_id": DEMO_PHONE_NUMBER_ID },
+                    "contacts": [{ "profile": { "name": name }, "wa_id": customer }],
+                    "messages": [{
+                        "from": customer, "id": wamid, "timestamp": now.to_string(),
+                        "type": "text", "text": { "body": text }
+                    }]
+                }
+            }]
+        }]
+    })
+    .to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(body.as_bytes());
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/webhooks/whatsapp", ingest.address))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", format!("sha256={signature}"))
+        .body(body)
+        .timeout(Duration::from_secs(20))
+        .send()
         .await
-        .expect("insert the events document");
+        .expect("ingest answers");
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(status.as_u16(), 200, "ingest refused the webhook: {text}");
+    wamid
 }

@@ -28,7 +28,10 @@ pub struct TestSocket {
 impl TestSocket {
     /// Connect to the default namespace with `auth: { token }` (or no auth). `Err` carries the
     /// server's `connect_error` message.
-    pub async fn connect(address: std::net::SocketAddr, token: Option<&str>) -> Result<Self, String> {
+    pub async fn connect(
+        address: std::net::SocketAddr,
+        token: Option<&str>,
+    ) -> Result<Self, String> {
         let url = format!("ws://{address}/socket.io/?EIO=4&transport=websocket");
         let (mut stream, _) = tokio_tungstenite::connect_async(url)
             .await

@@ -17,6 +17,7 @@ fuzz_target!(|bytes: &[u8]| {
         message: 1,
         status: 2,
         presence: 3,
+        conversation: 4,
     };
     let data = match rcs::parse_request(bytes) {
         Ok(rcs::Request::Push { data, .. }) => data,

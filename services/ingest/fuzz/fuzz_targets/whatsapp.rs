@@ -18,6 +18,7 @@ fuzz_target!(|body: &[u8]| {
             message: 1,
             status: 2,
             presence: 3,
+            conversation: 4,
         };
         for event in &batch.events {
             event.encode(&ids).expect("every mapped event encodes");

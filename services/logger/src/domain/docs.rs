@@ -330,6 +330,10 @@ pub struct ConversationDoc {
     pub assignee: Option<String>,
     /// Open or closed.
     pub state: ConversationState,
+    /// Whether the customer withdrew consent to marketing on this channel (STOP,
+    /// `UNSUBSCRIBE`); the campaign service's `consents` is the authority, this is for display.
+    #[serde(default)]
+    pub opted_out: bool,
     /// When the logger first saw it.
     pub created_at: DateTime,
     /// When the logger last changed it; the retention TTL counts from here.
@@ -358,6 +362,7 @@ impl ConversationDoc {
             mode: Mode::Bot,
             assignee: None,
             state: ConversationState::Open,
+            opted_out: false,
             created_at: now,
             updated_at: now,
         }

@@ -342,6 +342,8 @@ impl Planner {
                 }
                 ConversationEventKind::Closed => conversation.state = ConversationState::Closed,
                 ConversationEventKind::Reopened => conversation.state = ConversationState::Open,
+                ConversationEventKind::OptedOut => conversation.opted_out = true,
+                ConversationEventKind::OptedIn => conversation.opted_out = false,
                 ConversationEventKind::Unknown => {}
             },
             _ => {}
@@ -633,3 +635,7 @@ pub fn sequences(plan: &Plan) -> BTreeMap<String, Vec<i64>> {
     }
     sequences
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -82,7 +82,11 @@ fn graph_error(body: &str) -> (Option<i64>, String) {
     let mut reason = error["message"].as_str().unwrap_or_default().to_string();
     if let Some(details) = error["error_data"]["details"].as_str() {
         if !details.is_empty() {
-            reason = if reason.is_empty() { details.to_string() } else { format!("{reason}: {details}") };
+            reason = if reason.is_empty() {
+                details.to_string()
+            } else {
+                format!("{reason}: {details}")
+            };
         }
     }
     if reason.is_empty() {
@@ -131,7 +135,12 @@ pub fn whatsapp(answer: &HttpAnswer) -> Answer {
                 retry_after: answer.retry_after,
             }
         }
-        Some(1 | 2 | 131_000 | 131_016) => return Answer::Transient { code: code_text, reason },
+        Some(1 | 2 | 131_000 | 131_016) => {
+            return Answer::Transient {
+                code: code_text,
+                reason,
+            }
+        }
         _ => {}
     }
     match answer.status {
@@ -163,8 +172,14 @@ pub fn rbm(answer: &HttpAnswer, message_id: &str) -> Answer {
         };
     }
     let parsed: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
-    let status = parsed["error"]["status"].as_str().unwrap_or_default().to_string();
-    let mut reason = parsed["error"]["message"].as_str().unwrap_or_default().to_string();
+    let status = parsed["error"]["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut reason = parsed["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     if reason.is_empty() {
         reason = answer.body.chars().take(300).collect();
     }
@@ -192,7 +207,9 @@ pub fn rbm(answer: &HttpAnswer, message_id: &str) -> Answer {
         },
         401 | 403 => Answer::Permanent {
             code,
-            reason: format!("the RBM credentials were refused ({reason}); check CAAS_SENDER_RBM_TOKEN"),
+            reason: format!(
+                "the RBM credentials were refused ({reason}); check CAAS_SENDER_RBM_TOKEN"
+            ),
             retryable: true,
         },
         _ => Answer::Permanent {
@@ -208,45 +225,114 @@ mod tests {
     use super::*;
 
     fn answer(status: u16, body: &str) -> HttpAnswer {
-        HttpAnswer { status, body: body.to_string(), retry_after: None }
+        HttpAnswer {
+            status,
+            body: body.to_string(),
+            retry_after: None,
+        }
     }
 
     fn graph(status: u16, code: i64) -> HttpAnswer {
-        answer(status, &format!(r#"{{"error":{{"message":"(#{code}) x","type":"OAuthException","code":{code},"error_data":{{"details":"d"}},"fbtrace_id":"f"}}}}"#))
+        answer(
+            status,
+            &format!(
+                r#"{{"error":{{"message":"(#{code}) x","type":"OAuthException","code":{code},"error_data":{{"details":"d"}},"fbtrace_id":"f"}}}}"#
+            ),
+        )
     }
 
     #[test]
     fn whatsapp_answers_are_classified() {
         assert_eq!(
-            whatsapp(&answer(200, r#"{"messaging_product":"whatsapp","messages":[{"id":"wamid.1"}]}"#)),
-            Answer::Accepted { provider_message_id: "wamid.1".into() }
+            whatsapp(&answer(
+                200,
+                r#"{"messaging_product":"whatsapp","messages":[{"id":"wamid.1"}]}"#
+            )),
+            Answer::Accepted {
+                provider_message_id: "wamid.1".into()
+            }
         );
-        assert!(matches!(whatsapp(&answer(200, "{}")), Answer::Unknown { .. }));
-        assert!(matches!(whatsapp(&graph(429, 130_429)), Answer::RateLimited { scope: RateScope::Number, .. }));
-        assert!(matches!(whatsapp(&graph(400, 131_056)), Answer::RateLimited { scope: RateScope::Pair, .. }));
-        assert!(matches!(whatsapp(&graph(400, 130_429)), Answer::RateLimited { .. }));
-        assert!(matches!(whatsapp(&answer(429, "")), Answer::RateLimited { .. }));
+        assert!(matches!(
+            whatsapp(&answer(200, "{}")),
+            Answer::Unknown { .. }
+        ));
+        assert!(matches!(
+            whatsapp(&graph(429, 130_429)),
+            Answer::RateLimited {
+                scope: RateScope::Number,
+                ..
+            }
+        ));
+        assert!(matches!(
+            whatsapp(&graph(400, 131_056)),
+            Answer::RateLimited {
+                scope: RateScope::Pair,
+                ..
+            }
+        ));
+        assert!(matches!(
+            whatsapp(&graph(400, 130_429)),
+            Answer::RateLimited { .. }
+        ));
+        assert!(matches!(
+            whatsapp(&answer(429, "")),
+            Answer::RateLimited { .. }
+        ));
         assert!(matches!(whatsapp(&graph(500, 1)), Answer::Transient { .. }));
         assert!(matches!(whatsapp(&graph(503, 2)), Answer::Transient { .. }));
-        assert!(matches!(whatsapp(&answer(502, "<html>bad gateway</html>")), Answer::Transient { .. }));
+        assert!(matches!(
+            whatsapp(&answer(502, "<html>bad gateway</html>")),
+            Answer::Transient { .. }
+        ));
         match whatsapp(&graph(400, 131_026)) {
-            Answer::Permanent { code, reason, retryable } => {
+            Answer::Permanent {
+                code,
+                reason,
+                retryable,
+            } => {
                 assert_eq!(code, "whatsapp:131026");
                 assert_eq!(reason, "(#131026) x: d");
                 assert!(!retryable);
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(whatsapp(&graph(401, 190)), Answer::Permanent { retryable: true, .. }));
+        assert!(matches!(
+            whatsapp(&graph(401, 190)),
+            Answer::Permanent {
+                retryable: true,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn rbm_answers_are_classified() {
-        let error = |status: u16, name: &str| answer(status, &format!(r#"{{"error":{{"code":{status},"message":"m","status":"{name}"}}}}"#));
-        assert_eq!(rbm(&answer(200, "{}"), "m-1"), Answer::Accepted { provider_message_id: "m-1".into() });
-        assert_eq!(rbm(&error(409, "ALREADY_EXISTS"), "m-1"), Answer::Accepted { provider_message_id: "m-1".into() });
-        assert!(matches!(rbm(&error(429, "RESOURCE_EXHAUSTED"), "m"), Answer::RateLimited { .. }));
-        assert!(matches!(rbm(&error(503, "UNAVAILABLE"), "m"), Answer::Transient { .. }));
+        let error = |status: u16, name: &str| {
+            answer(
+                status,
+                &format!(r#"{{"error":{{"code":{status},"message":"m","status":"{name}"}}}}"#),
+            )
+        };
+        assert_eq!(
+            rbm(&answer(200, "{}"), "m-1"),
+            Answer::Accepted {
+                provider_message_id: "m-1".into()
+            }
+        );
+        assert_eq!(
+            rbm(&error(409, "ALREADY_EXISTS"), "m-1"),
+            Answer::Accepted {
+                provider_message_id: "m-1".into()
+            }
+        );
+        assert!(matches!(
+            rbm(&error(429, "RESOURCE_EXHAUSTED"), "m"),
+            Answer::RateLimited { .. }
+        ));
+        assert!(matches!(
+            rbm(&error(503, "UNAVAILABLE"), "m"),
+            Answer::Transient { .. }
+        ));
         match rbm(&error(404, "NOT_FOUND"), "m") {
             Answer::Permanent { code, .. } => assert_eq!(code, "rbm:NOT_FOUND"),
             other => panic!("{other:?}"),

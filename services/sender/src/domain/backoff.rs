@@ -17,16 +17,15 @@ impl Backoff {
     /// spread out, and no delay falls below half its step.
     pub fn delay(&self, failures: u32, jitter: f64) -> Duration {
         let exponent = failures.saturating_sub(1).min(20);
-        let step = self
-            .base
-            .saturating_mul(1u32 << exponent)
-            .min(self.max);
+        let step = self.base.saturating_mul(1u32 << exponent).min(self.max);
         step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
     }
 
     /// The longest total of `retries` delays.
     pub fn worst_case_total(&self, retries: u32) -> Duration {
-        (1..=retries).map(|failures| self.delay(failures, 1.0)).sum()
+        (1..=retries)
+            .map(|failures| self.delay(failures, 1.0))
+            .sum()
     }
 }
 

@@ -80,8 +80,14 @@ mod tests {
             }
         }
         for (index, start) in sent_at.iter().enumerate() {
-            let in_second = sent_at[index..].iter().take_while(|at| **at < start + 1000).count();
-            assert!(in_second as f64 <= LIMITS.burst + LIMITS.rate_per_second, "{in_second} sends in one second from {start}");
+            let in_second = sent_at[index..]
+                .iter()
+                .take_while(|at| **at < start + 1000)
+                .count();
+            assert!(
+                in_second as f64 <= LIMITS.burst + LIMITS.rate_per_second,
+                "{in_second} sends in one second from {start}"
+            );
         }
         assert!(sent_at.len() >= 100);
     }

@@ -76,14 +76,23 @@ mod tests {
 
     #[test]
     fn a_live_owner_is_waited_for() {
-        assert_eq!(decide(Phase::Pending, true, Channel::Whatsapp), Decision::Wait);
+        assert_eq!(
+            decide(Phase::Pending, true, Channel::Whatsapp),
+            Decision::Wait
+        );
         assert_eq!(decide(Phase::InFlight, true, Channel::Rcs), Decision::Wait);
     }
 
     #[test]
     fn a_dead_owner_is_replaced_and_only_whatsapp_in_flight_is_unknown() {
-        assert_eq!(decide(Phase::Pending, false, Channel::Whatsapp), Decision::TakeOver);
-        assert_eq!(decide(Phase::InFlight, false, Channel::Rcs), Decision::TakeOver);
+        assert_eq!(
+            decide(Phase::Pending, false, Channel::Whatsapp),
+            Decision::TakeOver
+        );
+        assert_eq!(
+            decide(Phase::InFlight, false, Channel::Rcs),
+            Decision::TakeOver
+        );
         assert_eq!(
             decide(Phase::InFlight, false, Channel::Whatsapp),
             Decision::TakeOverUnknownOutcome

@@ -204,10 +204,14 @@ fn whatsapp_contacts(contacts: &Contacts) -> Value {
 /// The WhatsApp Cloud API body for `command`.
 pub fn whatsapp_body(command: &OutboundCommand) -> Result<Value, Unsendable> {
     let (kind, payload) = match &command.content {
-        Content::Text(text) => ("text", json!({ "body": text.body, "preview_url": text.preview_url })),
+        Content::Text(text) => (
+            "text",
+            json!({ "body": text.body, "preview_url": text.preview_url }),
+        ),
         Content::Media(media) => (media_kind(media.kind), whatsapp_media(media)?),
         Content::Location(location) => {
-            let mut object = json!({ "latitude": location.latitude, "longitude": location.longitude });
+            let mut object =
+                json!({ "latitude": location.latitude, "longitude": location.longitude });
             if let Some(name) = &location.name {
                 object["name"] = json!(name);
             }
@@ -225,7 +229,8 @@ pub fn whatsapp_body(command: &OutboundCommand) -> Result<Value, Unsendable> {
         Content::Interactive(interactive) => ("interactive", whatsapp_interactive(interactive)),
         Content::InteractiveReply(_) => {
             return Err(Unsendable(
-                "an interactive reply is what a customer sends; a business cannot send one".to_string(),
+                "an interactive reply is what a customer sends; a business cannot send one"
+                    .to_string(),
             ))
         }
         Content::Unsupported(unsupported) => {
@@ -255,14 +260,15 @@ pub fn whatsapp_body(command: &OutboundCommand) -> Result<Value, Unsendable> {
 pub fn rbm_body(command: &OutboundCommand) -> Result<Value, Unsendable> {
     let content = match &command.content {
         Content::Text(text) => json!({ "text": text.body }),
-        Content::Media(media) => match &media.link {
-            Some(link) => json!({ "contentInfo": { "fileUrl": link, "forceRefresh": false } }),
-            None => {
-                return Err(Unsendable(
-                    "RCS sends media by URL only; this media has a WhatsApp media id but no link".to_string(),
-                ))
+        Content::Media(media) => {
+            match &media.link {
+                Some(link) => json!({ "contentInfo": { "fileUrl": link, "forceRefresh": false } }),
+                None => return Err(Unsendable(
+                    "RCS sends media by URL only; this media has a WhatsApp media id but no link"
+                        .to_string(),
+                )),
             }
-        },
+        }
         Content::Interactive(interactive) => {
             let mut text = interactive.body.clone();
             if let Some(header) = &interactive.header {
@@ -285,7 +291,10 @@ pub fn rbm_body(command: &OutboundCommand) -> Result<Value, Unsendable> {
             json!({ "text": text, "suggestions": suggestions })
         }
         Content::Location(location) => {
-            let label = location.name.clone().unwrap_or_else(|| "Location".to_string());
+            let label = location
+                .name
+                .clone()
+                .unwrap_or_else(|| "Location".to_string());
             let text = match &location.address {
                 Some(address) => format!("{label}\n{address}"),
                 None => label.clone(),
@@ -309,12 +318,14 @@ pub fn rbm_body(command: &OutboundCommand) -> Result<Value, Unsendable> {
         }
         Content::Reaction(_) | Content::Contacts(_) => {
             return Err(Unsendable(
-                "reactions and contact cards cannot be sent over RCS Business Messaging".to_string(),
+                "reactions and contact cards cannot be sent over RCS Business Messaging"
+                    .to_string(),
             ))
         }
         Content::InteractiveReply(_) => {
             return Err(Unsendable(
-                "an interactive reply is what a customer sends; a business cannot send one".to_string(),
+                "an interactive reply is what a customer sends; a business cannot send one"
+                    .to_string(),
             ))
         }
         Content::Unsupported(unsupported) => {
@@ -330,7 +341,11 @@ pub fn rbm_body(command: &OutboundCommand) -> Result<Value, Unsendable> {
 /// RBM `messageId` of a command: a UUID derived from the command id, so every attempt, by any
 /// instance, after any crash, uses the same id and RBM delivers the message at most once.
 pub fn rbm_message_id(command_id: &str) -> String {
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("caas-sender:{command_id}").as_bytes()).to_string()
+    uuid::Uuid::new_v5(
+        &uuid::Uuid::NAMESPACE_OID,
+        format!("caas-sender:{command_id}").as_bytes(),
+    )
+    .to_string()
 }
 
 #[cfg(test)]
@@ -364,7 +379,11 @@ mod tests {
 
     fn options(count: usize) -> Vec<InteractiveOption> {
         (0..count)
-            .map(|index| InteractiveOption { id: format!("o{index}"), title: format!("Option {index}"), description: None })
+            .map(|index| InteractiveOption {
+                id: format!("o{index}"),
+                title: format!("Option {index}"),
+                description: None,
+            })
             .collect()
     }
 
@@ -381,7 +400,11 @@ mod tests {
 
     #[test]
     fn text_carries_reply_context_and_callback_data() {
-        let body = whatsapp_body(&command(Content::Text(Text { body: "hi".into(), preview_url: false }))).unwrap();
+        let body = whatsapp_body(&command(Content::Text(Text {
+            body: "hi".into(),
+            preview_url: false,
+        })))
+        .unwrap();
         assert_eq!(body["to"], json!("4915112345678"));
         assert_eq!(body["type"], json!("text"));
         assert_eq!(body["text"]["body"], json!("hi"));
@@ -395,9 +418,21 @@ mod tests {
             name: "order_update".into(),
             language: "de".into(),
             parameters: vec![
-                TemplateParameter { component: TemplateComponent::Body, button_index: None, text: "Kim".into() },
-                TemplateParameter { component: TemplateComponent::Button, button_index: Some(1), text: "track".into() },
-                TemplateParameter { component: TemplateComponent::Body, button_index: None, text: "42".into() },
+                TemplateParameter {
+                    component: TemplateComponent::Body,
+                    button_index: None,
+                    text: "Kim".into(),
+                },
+                TemplateParameter {
+                    component: TemplateComponent::Button,
+                    button_index: Some(1),
+                    text: "track".into(),
+                },
+                TemplateParameter {
+                    component: TemplateComponent::Body,
+                    button_index: None,
+                    text: "42".into(),
+                },
             ],
             header_media: None,
         };
@@ -413,23 +448,55 @@ mod tests {
     fn interactive_becomes_buttons_or_a_list() {
         let buttons = whatsapp_body(&command(interactive(InteractiveKind::Buttons, 3))).unwrap();
         assert_eq!(buttons["interactive"]["type"], json!("button"));
-        assert_eq!(buttons["interactive"]["action"]["buttons"][2]["reply"]["id"], json!("o2"));
+        assert_eq!(
+            buttons["interactive"]["action"]["buttons"][2]["reply"]["id"],
+            json!("o2")
+        );
         assert_eq!(buttons["interactive"]["header"]["text"], json!("Menu"));
         let list = whatsapp_body(&command(interactive(InteractiveKind::Suggestions, 5))).unwrap();
         assert_eq!(list["interactive"]["type"], json!("list"));
-        assert_eq!(list["interactive"]["action"]["sections"][0]["rows"].as_array().unwrap().len(), 5);
+        assert_eq!(
+            list["interactive"]["action"]["sections"][0]["rows"]
+                .as_array()
+                .unwrap()
+                .len(),
+            5
+        );
     }
 
     #[test]
     fn rbm_gets_suggestions_and_refuses_templates() {
         let body = rbm_body(&command(interactive(InteractiveKind::Buttons, 2))).unwrap();
-        assert_eq!(body["contentMessage"]["suggestions"][1]["reply"]["postbackData"], json!("o1"));
-        assert!(body["contentMessage"]["text"].as_str().unwrap().starts_with("Menu"));
-        let template = Content::Template(Template { name: "t".into(), language: "en".into(), parameters: vec![], header_media: None });
-        assert!(rbm_body(&command(template)).unwrap_err().0.contains("templates"));
-        let location = Content::Location(Location { latitude: 52.5, longitude: 13.4, name: Some("Shop".into()), address: None });
+        assert_eq!(
+            body["contentMessage"]["suggestions"][1]["reply"]["postbackData"],
+            json!("o1")
+        );
+        assert!(body["contentMessage"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Menu"));
+        let template = Content::Template(Template {
+            name: "t".into(),
+            language: "en".into(),
+            parameters: vec![],
+            header_media: None,
+        });
+        assert!(rbm_body(&command(template))
+            .unwrap_err()
+            .0
+            .contains("templates"));
+        let location = Content::Location(Location {
+            latitude: 52.5,
+            longitude: 13.4,
+            name: Some("Shop".into()),
+            address: None,
+        });
         let body = rbm_body(&command(location)).unwrap();
-        assert_eq!(body["contentMessage"]["suggestions"][0]["action"]["viewLocationAction"]["latLong"]["latitude"], json!(52.5));
+        assert_eq!(
+            body["contentMessage"]["suggestions"][0]["action"]["viewLocationAction"]["latLong"]
+                ["latitude"],
+            json!(52.5)
+        );
     }
 
     #[test]

@@ -27,7 +27,10 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 pub const WAIT: Duration = Duration::from_secs(120);
 
 pub fn env_var(name: &str, default: &str) -> String {
-    std::env::var(name).ok().filter(|value| !value.trim().is_empty()).unwrap_or_else(|| default.to_string())
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+        .unwrap_or_else(|| default.to_string())
 }
 
 pub fn bootstrap() -> String {
@@ -35,7 +38,10 @@ pub fn bootstrap() -> String {
 }
 
 pub fn registry_url() -> String {
-    env_var("CAAS_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
+    env_var(
+        "CAAS_SCHEMA_REGISTRY_URL",
+        "http://127.0.0.1:8081/apis/ccompat/v7",
+    )
 }
 
 pub fn short_id() -> String {
@@ -49,8 +55,10 @@ pub fn phone_number_id() -> String {
 
 /// Create the topics the sender uses if the stack has not yet.
 pub async fn ensure_topics() {
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap()).create().expect("admin client");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin client");
     let names = [
         topics::OUTBOUND_COMMANDS.to_string(),
         topics::OUTBOUND_RESULTS.to_string(),
@@ -60,7 +68,13 @@ pub async fn ensure_topics() {
     ];
     let new_topics: Vec<NewTopic<'_>> = names
         .iter()
-        .map(|name| NewTopic::new(name, if name.ends_with(".dlq") { 3 } else { 12 }, TopicReplication::Fixed(1)))
+        .map(|name| {
+            NewTopic::new(
+                name,
+                if name.ends_with(".dlq") { 3 } else { 12 },
+                TopicReplication::Fixed(1),
+            )
+        })
         .collect();
     // "already exists" is the usual answer; anything else shows up as a failing test later.
     let _ = admin.create_topics(&new_topics, &AdminOptions::new()).await;
@@ -68,7 +82,9 @@ pub async fn ensure_topics() {
 
 /// The stack's `CAAS_*` environment plus `overrides`.
 pub fn environment(overrides: &[(&str, String)]) -> Vec<(String, String)> {
-    let mut pairs: HashMap<String, String> = std::env::vars().filter(|(key, _)| key.starts_with("CAAS_")).collect();
+    let mut pairs: HashMap<String, String> = std::env::vars()
+        .filter(|(key, _)| key.starts_with("CAAS_"))
+        .collect();
     for (key, value) in overrides {
         pairs.insert(key.to_string(), value.clone());
     }
@@ -76,7 +92,11 @@ pub fn environment(overrides: &[(&str, String)]) -> Vec<(String, String)> {
 }
 
 pub fn env_of(pairs: &[(String, String)]) -> Env {
-    Env::from_pairs(pairs.iter().map(|(key, value)| (key.as_str(), value.as_str())))
+    Env::from_pairs(
+        pairs
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str())),
+    )
 }
 
 /// A simulator on port 0 without status webhooks; returns its base URL.
@@ -89,9 +109,13 @@ pub async fn start_simulator(knobs: serde_json::Value) -> (String, CancellationT
     let config = caas_simulator::Config::from_env(&env).unwrap();
     let shutdown = CancellationToken::new();
     let (bound_sender, bound) = tokio::sync::oneshot::channel::<SocketAddr>();
-    tokio::spawn(caas_simulator::run(config, shutdown.clone(), move |address| {
-        let _ = bound_sender.send(address);
-    }));
+    tokio::spawn(caas_simulator::run(
+        config,
+        shutdown.clone(),
+        move |address| {
+            let _ = bound_sender.send(address);
+        },
+    ));
     let base = format!("http://{}", bound.await.unwrap());
     let response = reqwest::Client::new()
         .put(format!("{base}/_sim/knobs"))
@@ -136,15 +160,29 @@ impl Tenant {
     }
 
     /// The sender's environment for this tenant, pointed at the simulator at `base`.
-    pub fn sender_env(&self, base: &str, group: &str, extra: &[(&str, String)]) -> Vec<(String, String)> {
+    pub fn sender_env(
+        &self,
+        base: &str,
+        group: &str,
+        extra: &[(&str, String)],
+    ) -> Vec<(String, String)> {
         let mut overrides: Vec<(&str, String)> = vec![
             ("CAAS_SENDER_OPS_ADDR", "127.0.0.1:0".to_string()),
             ("CAAS_SENDER_GROUP_ID", group.to_string()),
-            ("CAAS_SENDER_TENANTS", format!("{}:whatsapp={},rcs={}", self.id, self.phone_number_id, self.agent_id)),
+            (
+                "CAAS_SENDER_TENANTS",
+                format!(
+                    "{}:whatsapp={},rcs={}",
+                    self.id, self.phone_number_id, self.agent_id
+                ),
+            ),
             ("CAAS_SENDER_UNKNOWN_TENANTS", "skip".to_string()),
             ("CAAS_SENDER_WHATSAPP_BASE_URL", base.to_string()),
             ("CAAS_SENDER_RBM_BASE_URL", base.to_string()),
-            ("CAAS_SENDER_WHATSAPP_TOKENS", "*=test-whatsapp-token".to_string()),
+            (
+                "CAAS_SENDER_WHATSAPP_TOKENS",
+                "*=test-whatsapp-token".to_string(),
+            ),
             ("CAAS_SENDER_RBM_TOKEN", "test-rbm-token".to_string()),
             ("CAAS_SENDER_SESSION_TIMEOUT_MS", "6000".to_string()),
             ("CAAS_SENDER_RETRY_BASE_MS", "50".to_string()),
@@ -160,7 +198,13 @@ impl Tenant {
         keys::conversation_key(&self.id, channel, customer)
     }
 
-    pub fn command(&self, channel: Channel, customer: &str, content: Content, origin: Origin) -> OutboundCommand {
+    pub fn command(
+        &self,
+        channel: Channel,
+        customer: &str,
+        content: Content,
+        origin: Origin,
+    ) -> OutboundCommand {
         let command_id = uuid::Uuid::new_v4().to_string();
         let now = now_millis();
         OutboundCommand {
@@ -206,11 +250,17 @@ impl Tenant {
 }
 
 pub fn now_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 pub fn text(body: &str) -> Content {
-    Content::Text(Text { body: body.to_string(), preview_url: false })
+    Content::Text(Text {
+        body: body.to_string(),
+        preview_url: false,
+    })
 }
 
 /// A template whose body parameter is `marker`, so a simulator record names its command.
@@ -237,14 +287,19 @@ impl Events {
     pub fn new() -> Self {
         Self {
             codec: Codec::new(registry_url()).unwrap(),
-            producer: Producer::new(&KafkaConfig::new(bootstrap()).with_client_id("sender-tests")).unwrap(),
+            producer: Producer::new(&KafkaConfig::new(bootstrap()).with_client_id("sender-tests"))
+                .unwrap(),
         }
     }
 
     pub async fn send<E: Event>(&self, event: &E) {
         let bytes = self.codec.encode(event).await.unwrap();
         self.producer
-            .send(OutboundRecord::new(E::TOPIC, event.key().to_string(), bytes))
+            .send(OutboundRecord::new(
+                E::TOPIC,
+                event.key().to_string(),
+                bytes,
+            ))
             .await
             .unwrap();
     }
@@ -297,15 +352,31 @@ impl Results {
         while !done(&self.seen) {
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
             if remaining.is_zero() {
-                panic!("timed out waiting for {what}; results so far: {:#?}", self.seen);
+                panic!(
+                    "timed out waiting for {what}; results so far: {:#?}",
+                    self.seen
+                );
             }
-            let Ok(received) = tokio::time::timeout(remaining.min(Duration::from_secs(1)), self.consumer.recv()).await else {
+            let Ok(received) =
+                tokio::time::timeout(remaining.min(Duration::from_secs(1)), self.consumer.recv())
+                    .await
+            else {
                 continue;
             };
             let message = received.unwrap();
-            let Some(payload) = message.payload() else { continue };
-            let Ok(result) = self.codec.decode::<OutboundResult>(payload).await else { continue };
-            if result.tenant_id == self.tenant {
+            let Some(payload) = message.payload() else {
+                continue;
+            };
+            let Ok(result) = self.codec.decode::<OutboundResult>(payload).await else {
+                continue;
+            };
+            // The stack's own sender (if `make up` runs one) does not serve test tenants and
+            // answers their commands with `tenant_not_configured`; only ours count.
+            let foreign = result
+                .error
+                .as_ref()
+                .is_some_and(|error| error.code == "tenant_not_configured");
+            if result.tenant_id == self.tenant && !foreign {
                 self.seen.push(result);
             }
         }
@@ -315,25 +386,43 @@ impl Results {
     pub fn by_command(&self) -> HashMap<String, Vec<OutboundResult>> {
         let mut map: HashMap<String, Vec<OutboundResult>> = HashMap::new();
         for result in &self.seen {
-            map.entry(result.command_id.clone()).or_default().push(result.clone());
+            map.entry(result.command_id.clone())
+                .or_default()
+                .push(result.clone());
         }
         map
     }
 }
 
 /// Start the sender in-process; returns its ops address, its shutdown token and its task.
-pub async fn start_sender(pairs: &[(String, String)]) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>) {
+pub async fn start_sender(
+    pairs: &[(String, String)],
+) -> (
+    SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     let config = caas_sender::Config::from_env(&env_of(pairs)).unwrap();
     let shutdown = CancellationToken::new();
     let (bound_sender, bound) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(caas_sender::run(config, shutdown.clone(), move |address| {
         let _ = bound_sender.send(address);
     }));
-    let address = tokio::time::timeout(Duration::from_secs(30), bound).await.unwrap().unwrap();
+    let address = tokio::time::timeout(Duration::from_secs(30), bound)
+        .await
+        .unwrap()
+        .unwrap();
     (address, shutdown, task)
 }
 
-pub async fn stop_sender(shutdown: CancellationToken, task: tokio::task::JoinHandle<anyhow::Result<()>>) {
+pub async fn stop_sender(
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(30), task).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

@@ -1,0 +1,428 @@
+//! The gateway with client software we did not write: the official npm `socket.io-client`, and
+//! the operator dashboard in headless Chromium (`playwright-core` driving Debian's
+//! `chromium`). The Node.js drivers live in `tests/browser/`; this file starts the services
+//! in-process, produces the events and checks what the clients saw.
+//!
+//! They need Node.js, the npm packages and Chromium, which `tests/browser/run.sh` installs
+//! (idempotently) before running them, so a plain `cargo test` skips them (`#[ignore]`).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use caas_events::keys;
+use caas_events::model::{
+    Channel, InboundStatus, MessageStatus, Origin, OutboundCommand, OutboundResult, SendOutcome,
+};
+use common::{post_whatsapp_text, token, unique, Cluster, EventProducer, TopicTail};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn browser_tests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
+}
+
+/// Where screenshots go: `CAAS_BROWSER_ARTIFACTS`, else ~/.cache/caas/artifacts/browser.
+fn artifacts_dir() -> PathBuf {
+    std::env::var("CAAS_BROWSER_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()))
+                .join(".cache/caas/artifacts/browser")
+        })
+}
+
+/// A Node.js driver speaking JSON lines on stdin/stdout.
+struct NodeDriver {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::UnboundedReceiver<Value>,
+    name: String,
+}
+
+impl NodeDriver {
+    fn spawn(script: &str, args: &[&str]) -> Self {
+        let directory = browser_tests_dir();
+        assert!(
+            directory.join("node_modules").exists(),
+            "npm packages missing: run tests/browser/run.sh"
+        );
+        let mut child = Command::new("node")
+            .arg(directory.join(script))
+            .args(args)
+            .current_dir(&directory)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs (install Node.js)");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = mpsc::unbounded_channel();
+        let name = script.to_string();
+        let label = name.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                match serde_json::from_str::<Value>(&line) {
+                    Ok(value) => {
+                        let _ = sender.send(value);
+                    }
+                    Err(_) => eprintln!("[{label}] {line}"),
+                }
+            }
+        });
+        Self {
+            child,
+            stdin,
+            lines,
+            name,
+        }
+    }
+
+    async fn send(&mut self, command: Value) {
+        let mut line = command.to_string();
+        line.push('\n');
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("the driver reads commands");
+    }
+
+    /// The next line of `kind` (other lines are kept in `skipped`); panics on an `error` line.
+    async fn expect(&mut self, kind: &str, skipped: &mut Vec<Value>) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "{}: no {kind:?} within {WAIT:?}; saw {skipped:?}",
+                        self.name
+                    )
+                })
+                .unwrap_or_else(|| panic!("{}: the driver exited before {kind:?}", self.name));
+            if line["type"] == kind {
+                return line;
+            }
+            if line["type"] == "error" {
+                panic!("{}: step failed: {line}", self.name);
+            }
+            skipped.push(line);
+        }
+    }
+
+    /// Run a dashboard step and return its answer.
+    async fn step(&mut self, command: Value) -> Value {
+        let kind = command["cmd"].as_str().unwrap().to_string();
+        self.send(command).await;
+        let answer = self.expect(&kind, &mut Vec::new()).await;
+        let errors = answer["console_errors"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            errors.is_empty(),
+            "the page logged errors during {kind}: {errors:?}"
+        );
+        answer
+    }
+
+    async fn quit(mut self) {
+        let _ = self.send(json!({ "quit": true, "cmd": "quit" })).await;
+        let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
+    }
+}
+
+/// The next `event` line for `name` whose payload satisfies `matches`.
+async fn next_event(
+    driver: &mut NodeDriver,
+    name: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> Value {
+    let mut skipped = Vec::new();
+    loop {
+        let line = driver.expect("event", &mut skipped).await;
+        if line["event"] == name && matches(&line["payload"]) {
+            return line["payload"].clone();
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Node.js and npm packages: run tests/browser/run.sh"]
+async fn the_official_socket_io_client_connects_receives_and_acts() {
+    let cluster = Cluster::new().await;
+    let logger = cluster.start_logger().await;
+    let consuming = cluster.start(&[]).await;
+    let socket_only = cluster
+        .start(&[("CAAS_KAFKA_BOOTSTRAP", "127.0.0.1:1")])
+        .await;
+    let tenant = unique("t");
+    let conversation_key = keys::conversation_key(&tenant, Channel::Whatsapp, "4915100000400");
+    let operator = token(&tenant, "op-js", "operator");
+
+    // HTTP long-polling only, on the instance that does not consume, so events arrive
+    // through the Redis adapter.
+    let url = format!("http://{}", socket_only.address);
+    let mut client = NodeDriver::spawn("interop.mjs", &[&url, &operator, "polling"]);
+    let mut skipped = Vec::new();
+    let connected = client.expect("connected", &mut skipped).await;
+    assert_eq!(connected["transport"], "polling");
+    client
+        .send(json!({ "id": 1, "event": "conversation.join", "payload": { "conversation_key": conversation_key } }))
+        .await;
+    let ack = client.expect("ack", &mut skipped).await;
+    assert_eq!(ack["ack"]["ok"], true, "{ack}");
+    let session = skipped
+        .iter()
+        .chain(std::iter::once(&ack))
+        .find(|line| line["event"] == "session")
+        .cloned();
+    if let Some(session) = session {
+        assert_eq!(session["payload"]["tenant"], tenant.as_str());
+    }
+
+    let producer = EventProducer::new();
+    let message = common_inbound(&tenant, "4915100000400", "hello, official client");
+    producer.produce(&message).await;
+    let id =
+        caas_logger::domain::docs::inbound_message_id("whatsapp", &message.provider_message_id);
+    let delivered = next_event(&mut client, "message.new", |payload| {
+        payload["id"] == id.as_str()
+    })
+    .await;
+    assert_eq!(delivered["seq"], 1);
+    assert_eq!(delivered["preview"], "hello, official client");
+    next_event(&mut client, "conversation.updated", |payload| {
+        payload["conversation_key"] == conversation_key.as_str()
+    })
+    .await;
+    client.quit().await;
+
+    // WebSocket only, on the consuming instance: an action with an ack.
+    let url = format!("http://{}", consuming.address);
+    let mut client = NodeDriver::spawn("interop.mjs", &[&url, &operator, "websocket"]);
+    let connected = client.expect("connected", &mut Vec::new()).await;
+    assert_eq!(connected["transport"], "websocket");
+    let commands = TopicTail::new(caas_events::topics::OUTBOUND_COMMANDS).await;
+    client
+        .send(json!({ "id": 2, "event": "message.send", "payload": { "conversation_key": conversation_key, "text": "sent by socket.io-client" } }))
+        .await;
+    let ack = client.expect("ack", &mut Vec::new()).await;
+    assert_eq!(ack["ack"]["ok"], true, "{ack}");
+    let command_id = ack["ack"]["id"].as_str().unwrap().to_string();
+    commands
+        .find(producer.codec(), WAIT, |command: &OutboundCommand| {
+            command.command_id == command_id
+        })
+        .await
+        .expect("the command is on Kafka");
+    // A refusal comes back as an ack too.
+    client
+        .send(json!({ "id": 3, "event": "conversation.join", "payload": { "conversation_key": "other:whatsapp:1" } }))
+        .await;
+    let refused = client.expect("ack", &mut Vec::new()).await;
+    assert_eq!(refused["ack"]["ok"], false);
+    assert!(refused["ack"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("not in your tenant"));
+    client.quit().await;
+
+    // A bad token: connect_error with the reason.
+    let mut client = NodeDriver::spawn(
+        "interop.mjs",
+        &[&url, &token_with_secret(&tenant, "another secret")],
+    );
+    let refused = client.expect("connect_error", &mut Vec::new()).await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid token signature"),
+        "{refused}"
+    );
+    client.quit().await;
+
+    socket_only.stop().await;
+    consuming.stop().await;
+    logger.stop().await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+#[ignore = "needs Node.js, npm packages and chromium: run tests/browser/run.sh"]
+async fn the_dashboard_shows_a_webhook_message_live_and_sends_a_reply() {
+    let cluster = Cluster::new().await;
+    let logger = cluster.start_logger().await;
+    let ingest = cluster.start_ingest().await;
+    let gateway = cluster.start(&[]).await;
+    let customer = format!("49152{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000);
+    let conversation_key = format!("demo:whatsapp:{customer}");
+    let url = format!(
+        "http://{}/?token={}",
+        gateway.address,
+        token("demo", "op-ada", "admin")
+    );
+    let artifacts = artifacts_dir();
+    let mut page = NodeDriver::spawn("dashboard.mjs", &[&url, artifacts.to_str().unwrap()]);
+    page.step(json!({ "cmd": "signed_in" })).await;
+
+    // A customer writes on WhatsApp: signed webhook → ingest → Kafka → logger and gateway.
+    post_whatsapp_text(
+        &ingest,
+        &customer,
+        "Ada Lovelace",
+        "Is my order on its way?",
+    )
+    .await;
+    // (The stack's chatbot may answer at once, so the row's preview can already be its reply.)
+    let listed = page
+        .step(json!({ "cmd": "row", "key": conversation_key, "text": "Ada Lovelace" }))
+        .await;
+    assert_eq!(listed["unread"], "1", "{listed}");
+    assert!(listed["mode"].as_str().unwrap().contains("bot"), "{listed}");
+    let opened = page
+        .step(json!({ "cmd": "open", "key": conversation_key, "text": "Is my order on its way?" }))
+        .await;
+    assert_eq!(opened["title"], "Ada Lovelace");
+
+    // The operator answers in the reply box.
+    let commands = TopicTail::new(caas_events::topics::OUTBOUND_COMMANDS).await;
+    let reply_text = "Yes, it ships today!";
+    let replied = page
+        .step(json!({ "cmd": "reply", "text": reply_text }))
+        .await;
+    let producer = EventProducer::new();
+    let command = commands
+        .find(producer.codec(), WAIT, |command: &OutboundCommand| {
+            command.conversation_key == conversation_key && command.origin == Origin::Operator
+        })
+        .await
+        .expect("the reply is on outbound.commands.v1");
+    assert_eq!(replied["id"], format!("out:demo:{}", command.command_id));
+
+    // The provider's side of the send (what the sender and WhatsApp report), so the tick moves
+    // to "sent" whether or not the stack's sender and simulator are running.
+    let wamid = unique("wamid.REPLY");
+    producer
+        .produce(&OutboundResult {
+            event_id: unique("result-"),
+            tenant_id: "demo".into(),
+            conversation_key: conversation_key.clone(),
+            channel: Channel::Whatsapp,
+            occurred_at: common_now(),
+            recorded_at: common_now(),
+            source: "gateway-test".into(),
+            trace_parent: None,
+            command_id: command.command_id.clone(),
+            outcome: SendOutcome::Accepted,
+            provider_message_id: Some(wamid.clone()),
+            error: None,
+            origin: Origin::Operator,
+            campaign_id: None,
+            attempts: 1,
+        })
+        .await;
+    producer
+        .produce(&InboundStatus {
+            event_id: unique("status-"),
+            tenant_id: "demo".into(),
+            conversation_key: conversation_key.clone(),
+            channel: Channel::Whatsapp,
+            occurred_at: common_now(),
+            recorded_at: common_now(),
+            source: "gateway-test".into(),
+            trace_parent: None,
+            provider_message_id: wamid,
+            status: MessageStatus::Sent,
+            recipient_id: customer.clone(),
+            business_id: Some(common::DEMO_PHONE_NUMBER_ID.into()),
+            errors: vec![],
+            conversation: None,
+            pricing: None,
+            biz_opaque_callback_data: None,
+        })
+        .await;
+    // The tick moves live. In a shared stack the stack's own sender also takes the command: with
+    // the provider simulator running it reports sent/delivered/read like our events; when it
+    // cannot send (no simulator, stale configuration) its `failed` is terminal and wins, and
+    // the dashboard must show that instead.
+    let sent = page
+        .step(json!({ "cmd": "status", "text": reply_text, "statuses": ["sent", "delivered", "read", "failed"] }))
+        .await;
+    if sent["status"] == "failed" {
+        let (_, thread) = gateway
+            .get(
+                &format!("/api/v1/conversations/{conversation_key}/messages"),
+                Some(&token("demo", "op-ada", "admin")),
+            )
+            .await;
+        let stored = thread["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|message| message["command_id"] == command.command_id.as_str())
+            .cloned()
+            .expect("the reply is stored");
+        assert_eq!(stored["status"], "failed", "{stored}");
+        eprintln!(
+            "note: the stack's sender failed the reply ({}); the dashboard shows it as failed",
+            stored["error"]
+        );
+    } else {
+        assert!(sent["tick"].as_str().unwrap().contains('✓'), "{sent}");
+    }
+    let taken = page.step(json!({ "cmd": "takeover" })).await;
+    for answer in [&listed, &opened, &replied, &sent, &taken] {
+        eprintln!("screenshot: {}", answer["screenshot"]);
+    }
+    page.quit().await;
+
+    gateway.stop().await;
+    ingest.stop().await;
+    logger.stop().await;
+    cluster.cleanup().await;
+}
+
+fn common_now() -> i64 {
+    caas_gateway::realtime::now_ms()
+}
+
+fn token_with_secret(tenant: &str, secret: &str) -> String {
+    caas_gateway::auth::sign(
+        &json!({ "sub": "op", "tenant": tenant, "role": "operator", "exp": caas_gateway::auth::now_seconds() + 600 }),
+        secret.as_bytes(),
+    )
+}
+
+fn common_inbound(tenant: &str, customer: &str, body: &str) -> caas_events::model::InboundMessage {
+    let wamid = unique("wamid.");
+    caas_events::model::InboundMessage {
+        event_id: keys::deterministic_event_id(&["whatsapp", "message", &wamid]),
+        tenant_id: tenant.to_string(),
+        conversation_key: keys::conversation_key(tenant, Channel::Whatsapp, customer),
+        channel: Channel::Whatsapp,
+        occurred_at: common_now(),
+        recorded_at: common_now(),
+        source: "gateway-test".to_string(),
+        trace_parent: None,
+        provider_message_id: wamid,
+        customer_id: customer.to_string(),
+        customer_display_name: Some("Kim".to_string()),
+        business_id: None,
+        reply_to: None,
+        content: caas_events::model::Content::Text(caas_events::model::Text {
+            body: body.to_string(),
+            preview_url: false,
+        }),
+    }
+}

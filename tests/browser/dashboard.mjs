@@ -1,0 +1,108 @@
+// Drives the operator dashboard in headless Chromium (playwright-core with Debian's chromium)
+// for services/gateway/tests/browser.rs, which produces the events and checks the outcome.
+//
+//   node dashboard.mjs <dashboard url with ?token=...> <artifacts dir>
+//
+// stdin: one JSON command per line; stdout: one JSON answer per line ({type: "error"} on a
+// failed step, with a screenshot). Commands:
+//   {cmd: "signed_in"}                    wait until the page is live (socket connected)
+//   {cmd: "row", key, text}               wait until the list shows `key` with `text`
+//   {cmd: "open", key, text}              click the row; wait for a bubble with `text`
+//   {cmd: "reply", text}                  type into the reply box, press Enter; wait for the
+//                                         outbound bubble; answers its id and status
+//   {cmd: "status", text, statuses}       wait until that outbound bubble's status is one of
+//   {cmd: "takeover"}                     click "Take over"; wait for the human badge
+//   {cmd: "screenshot", name}
+//   {cmd: "quit"}
+import fs from "node:fs";
+import path from "node:path";
+import readline from "node:readline";
+import { chromium } from "playwright-core";
+
+const [url, artifacts] = process.argv.slice(2);
+const out = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
+fs.mkdirSync(artifacts, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CAAS_CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+  ],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+const consoleErrors = [];
+page.on("console", (message) => {
+  if (message.type() === "error") consoleErrors.push(message.text());
+});
+page.on("pageerror", (error) => consoleErrors.push(String(error)));
+await page.goto(url);
+
+const shot = async (name) => {
+  const file = path.join(artifacts, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: false });
+  return file;
+};
+const row = (key) => page.locator(`[data-testid="conversation-row"][data-key="${key}"]`);
+const outbound = (text) => page.locator('[data-testid="message"].outbound', { hasText: text }).last();
+const TIMEOUT = 20000;
+
+const steps = {
+  async signed_in() {
+    await page.locator('[data-testid="connection-status"][data-state="online"]').waitFor({ timeout: TIMEOUT });
+    return { url: page.url() };
+  },
+  async row({ key, text }) {
+    await row(key).filter({ hasText: text }).waitFor({ timeout: TIMEOUT });
+    const unread = await row(key).locator('[data-testid="unread-badge"]').textContent().catch(() => null);
+    const mode = await row(key).locator('[data-testid="mode-badge"]').textContent();
+    return { unread, mode, screenshot: await shot("01-list-live") };
+  },
+  async open({ key, text }) {
+    await row(key).click();
+    await page.locator('[data-testid="message"].inbound', { hasText: text }).waitFor({ timeout: TIMEOUT });
+    return { title: await page.locator('[data-testid="thread-title"]').textContent(), screenshot: await shot("02-thread") };
+  },
+  async reply({ text }) {
+    await page.locator('[data-testid="reply-input"]').fill(text);
+    await page.locator('[data-testid="reply-input"]').press("Enter");
+    const bubble = outbound(text);
+    await bubble.waitFor({ timeout: TIMEOUT });
+    return { id: await bubble.getAttribute("data-id"), status: await bubble.getAttribute("data-status"), screenshot: await shot("03-reply") };
+  },
+  async status({ text, statuses }) {
+    const bubble = outbound(text);
+    const selector = statuses.map((status) => `[data-status="${status}"]`).join(",");
+    await page.locator('[data-testid="message"].outbound').filter({ hasText: text }).and(page.locator(selector)).waitFor({ timeout: TIMEOUT });
+    return { status: await bubble.getAttribute("data-status"), tick: await bubble.locator('[data-testid="status-tick"]').textContent(), screenshot: await shot("04-sent") };
+  },
+  async takeover() {
+    await page.locator('[data-testid="takeover-button"]').click();
+    await page.locator('[data-testid="conversation-row"].selected [data-testid="mode-badge"].human').waitFor({ timeout: TIMEOUT });
+    return { screenshot: await shot("05-taken-over") };
+  },
+  async screenshot({ name }) {
+    return { screenshot: await shot(name) };
+  },
+};
+
+const input = readline.createInterface({ input: process.stdin });
+for await (const line of input) {
+  const command = JSON.parse(line);
+  if (command.cmd === "quit") break;
+  try {
+    const result = await steps[command.cmd](command);
+    out({ type: command.cmd, ...result, console_errors: consoleErrors.splice(0) });
+  } catch (error) {
+    const screenshot = await shot(`failed-${command.cmd}`).catch(() => null);
+    out({ type: "error", cmd: command.cmd, message: String(error), screenshot, console_errors: consoleErrors.splice(0) });
+  }
+}
+await browser.close();
+process.exit(0);
