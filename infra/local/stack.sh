@@ -335,8 +335,9 @@ print_summary() {
   cat <<TEXT
 
 CAAS is up.
-  gateway            http://127.0.0.1:3000/   (second instance: http://127.0.0.1:3001/)
-                     the operator dashboard is not built yet: today /health, /ready, /metrics
+  dashboard          $(caasctl token --tenant demo --sub op-1 --role admin --url http://127.0.0.1:3000)
+                     (a demo admin's sign-in link; the second gateway instance is on :3001;
+                     mint other tokens with: caasctl token --tenant demo --sub <id> --role operator)
   webhooks (ingest)  http://127.0.0.1:8080/webhooks/whatsapp · /webhooks/rcs   (API: /openapi.yaml)
   provider simulator http://127.0.0.1:8090/_sim/requests   (what the sender sent; knobs: /_sim/knobs)
   Kafka              127.0.0.1:$KAFKA_PORT

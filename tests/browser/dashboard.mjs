@@ -51,7 +51,8 @@ const shot = async (name) => {
 };
 const row = (key) => page.locator(`[data-testid="conversation-row"][data-key="${key}"]`);
 const outbound = (text) => page.locator('[data-testid="message"].outbound', { hasText: text }).last();
-const TIMEOUT = 20000;
+// Generous: the machine may be busy; a live update normally takes well under a second.
+const TIMEOUT = 45000;
 
 const steps = {
   async signed_in() {

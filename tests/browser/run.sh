@@ -3,6 +3,7 @@
 #
 # - the official npm socket.io-client connects (long-polling + upgrade, and WebSocket),
 #   receives events through the Redis adapter, acts with acks, and sees a bad token refused;
+# - the dashboard's client rules (web/src/model.ts) with node:test;
 # - the operator dashboard in headless Chromium (playwright-core + Debian's chromium): a
 #   signed WhatsApp webhook's message appears in the list and the thread without a reload, a
 #   reply typed into the box shows as sent, take-over works; screenshots are kept in
@@ -49,6 +50,13 @@ ln -sfn "$DEPS/node_modules" "$HERE/node_modules"
 
 # The gateway embeds services/gateway/assets; they must be the build of web/src.
 "$ROOT/services/gateway/web/build.sh" --check
+
+# The dashboard's client rules, without a browser.
+model="$(mktemp -d)"
+trap 'rm -rf "$model"' EXIT
+"$CACHE/npm/gateway-web/node_modules/.bin/esbuild" "$ROOT/services/gateway/web/src/model.ts" \
+  --format=esm --log-level=warning --outfile="$model/model.mjs"
+CAAS_DASHBOARD_MODEL="$model/model.mjs" node --test --test-reporter=dot "$HERE/model.test.mjs"
 
 # The same CAAS_* settings `make up` gives the services (webhook secret, tenants, endpoints).
 set -a

@@ -18,9 +18,8 @@ for test in "$ROOT"/tests/system/test_*.sh; do
   run bash "$test"
 done
 
-if [[ -d "$ROOT/tests/interop" ]]; then
-  run bash "$ROOT/tests/interop/run.sh"
-fi
+run bash "$ROOT/tests/interop/run.sh"
+run bash "$ROOT/tests/browser/run.sh"
 
 echo
 echo "system: $passed passed, $failed failed"

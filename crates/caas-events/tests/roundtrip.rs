@@ -234,7 +234,10 @@ fn conversation_event_schema_without_consent_kinds() -> Schema {
 
 #[test]
 fn consent_kinds_round_trip_and_older_readers_see_them_as_unknown() {
-    for kind in [ConversationEventKind::OptedOut, ConversationEventKind::OptedIn] {
+    for kind in [
+        ConversationEventKind::OptedOut,
+        ConversationEventKind::OptedIn,
+    ] {
         let mut event = common::conversation_event();
         event.kind = kind;
         event.assignee_operator_id = None;
@@ -245,16 +248,20 @@ fn consent_kinds_round_trip_and_older_readers_see_them_as_unknown() {
 
         // A reader still on the older schema resolves the new symbol to the enum's default.
         let older = conversation_event_schema_without_consent_kinds();
-        let value = apache_avro::reader::datum::GenericDatumReader::builder(ConversationEvent::schema())
-            .reader_schema(&older)
-            .build()
-            .expect("reader")
-            .read_value(&mut &bytes[5..])
-            .expect("an older reader resolves the record");
+        let value =
+            apache_avro::reader::datum::GenericDatumReader::builder(ConversationEvent::schema())
+                .reader_schema(&older)
+                .build()
+                .expect("reader")
+                .read_value(&mut &bytes[5..])
+                .expect("an older reader resolves the record");
         let Value::Record(fields) = value else {
             panic!("record");
         };
-        let (_, kind_value) = fields.iter().find(|(name, _)| name == "kind").expect("kind");
+        let (_, kind_value) = fields
+            .iter()
+            .find(|(name, _)| name == "kind")
+            .expect("kind");
         assert!(
             matches!(kind_value, Value::Enum(_, symbol) if symbol == "unknown"),
             "{kind_value:?}"

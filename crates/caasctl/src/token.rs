@@ -132,7 +132,10 @@ fn secret_from_env_files(start: &Path) -> Option<String> {
                         .map(|value| value.trim().trim_matches('"').to_string())
                 });
                 if let Some(value) = value.filter(|value| !value.is_empty()) {
-                    eprintln!("caasctl: using CAAS_JWT_SECRET from {}", current.join(name).display());
+                    eprintln!(
+                        "caasctl: using CAAS_JWT_SECRET from {}",
+                        current.join(name).display()
+                    );
                     return Some(value);
                 }
             }

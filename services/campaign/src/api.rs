@@ -21,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use caas_events::model::{
-    CampaignAction, CampaignCommand, CancelCampaign, Channel, CreateCampaign, Media,
-    PauseCampaign, ResumeCampaign, SendingWindow, Template, TemplateParameter, Weekday,
+    CampaignAction, CampaignCommand, CancelCampaign, Channel, CreateCampaign, Media, PauseCampaign,
+    ResumeCampaign, SendingWindow, Template, TemplateParameter, Weekday,
 };
 use caas_events::{keys, Codec};
 use caas_kafka::{KafkaConfig, Producer};
@@ -98,7 +98,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         tracing::warn!(error = %error, "campaign api: store error");
-        ApiError::Unavailable(format!("the campaign store is unavailable; retry later ({error})"))
+        ApiError::Unavailable(format!(
+            "the campaign store is unavailable; retry later ({error})"
+        ))
     }
 }
 
@@ -143,13 +145,31 @@ pub fn api_router(state: ApiState) -> Router {
     Router::new()
         .route("/api/v1/audiences", post(upload_audience))
         .route("/api/v1/audiences/{audience_id}", get(get_audience))
-        .route("/api/v1/audiences/{audience_id}/errors", get(audience_errors))
-        .route("/api/v1/campaigns", post(create_campaign).get(list_campaigns))
+        .route(
+            "/api/v1/audiences/{audience_id}/errors",
+            get(audience_errors),
+        )
+        .route(
+            "/api/v1/campaigns",
+            post(create_campaign).get(list_campaigns),
+        )
         .route("/api/v1/campaigns/{campaign_id}", get(get_campaign))
-        .route("/api/v1/campaigns/{campaign_id}/pause", post(pause_campaign))
-        .route("/api/v1/campaigns/{campaign_id}/resume", post(resume_campaign))
-        .route("/api/v1/campaigns/{campaign_id}/cancel", post(cancel_campaign))
-        .route("/api/v1/campaigns/{campaign_id}/recipients", get(list_recipients))
+        .route(
+            "/api/v1/campaigns/{campaign_id}/pause",
+            post(pause_campaign),
+        )
+        .route(
+            "/api/v1/campaigns/{campaign_id}/resume",
+            post(resume_campaign),
+        )
+        .route(
+            "/api/v1/campaigns/{campaign_id}/cancel",
+            post(cancel_campaign),
+        )
+        .route(
+            "/api/v1/campaigns/{campaign_id}/recipients",
+            get(list_recipients),
+        )
         .route("/api/v1/consents/{channel}/{customer_id}", get(get_consent))
         .with_state(state)
         .layer(axum::middleware::from_fn(count_requests))
@@ -336,7 +356,8 @@ async fn upload_audience(
             "upload the audience as text/csv (or application/json), not {content_type}"
         )));
     }
-    let mut writer = AudienceWriter::start(&state.store, &caller.tenant, state.max_audience_rows).await?;
+    let mut writer =
+        AudienceWriter::start(&state.store, &caller.tenant, state.max_audience_rows).await?;
     match stream_csv(&mut writer, body).await {
         Ok(columns) => {
             let summary = writer.finish(columns).await?;
@@ -367,7 +388,9 @@ async fn stream_csv(writer: &mut AudienceWriter<'_>, body: Body) -> Result<Vec<S
         match stream.next().await {
             Some(Ok(chunk)) => reader.feed(&chunk, &mut records),
             Some(Err(error)) => {
-                return Err(ApiError::BadRequest(format!("the upload was interrupted: {error}")))
+                return Err(ApiError::BadRequest(format!(
+                    "the upload was interrupted: {error}"
+                )))
             }
             None => {
                 reader.finish(&mut records);
@@ -378,7 +401,10 @@ async fn stream_csv(writer: &mut AudienceWriter<'_>, body: Body) -> Result<Vec<S
             match &header {
                 None => {
                     let fields = record.fields.map_err(|reason| {
-                        ApiError::BadRequest(format!("line {}: the header row is unreadable: {reason}", record.line))
+                        ApiError::BadRequest(format!(
+                            "line {}: the header row is unreadable: {reason}",
+                            record.line
+                        ))
                     })?;
                     header = Some(Header::parse(&fields).map_err(|reason| {
                         ApiError::BadRequest(format!("line {}: {reason}", record.line))
@@ -388,7 +414,9 @@ async fn stream_csv(writer: &mut AudienceWriter<'_>, body: Body) -> Result<Vec<S
             }
         }
     }
-    let header = header.ok_or_else(|| ApiError::BadRequest("the CSV is empty: it needs a header row".to_string()))?;
+    let header = header.ok_or_else(|| {
+        ApiError::BadRequest("the CSV is empty: it needs a header row".to_string())
+    })?;
     Ok(header.columns)
 }
 
@@ -398,7 +426,9 @@ async fn store_json_audience(
     recipients: Vec<RecipientInput>,
 ) -> Result<UploadSummary, ApiError> {
     if recipients.is_empty() {
-        return Err(ApiError::BadRequest("the audience has no recipients".to_string()));
+        return Err(ApiError::BadRequest(
+            "the audience has no recipients".to_string(),
+        ));
     }
     let mut writer = AudienceWriter::start(&state.store, tenant, state.max_audience_rows).await?;
     let mut columns = std::collections::BTreeSet::new();
@@ -408,7 +438,10 @@ async fn store_json_audience(
             RecipientInput::WithParams { to, params } => (to, params),
         };
         columns.extend(params.keys().cloned());
-        if let Err(error) = writer.push(AudienceRow::new(index as u64 + 1, to, params)).await {
+        if let Err(error) = writer
+            .push(AudienceRow::new(index as u64 + 1, to, params))
+            .await
+        {
             writer.abandon(&error.to_string()).await;
             return Err(error);
         }
@@ -435,7 +468,11 @@ async fn get_audience(
     })))
 }
 
-async fn own_audience(state: &ApiState, caller: &Caller, audience_id: &str) -> Result<AudienceDoc, ApiError> {
+async fn own_audience(
+    state: &ApiState,
+    caller: &Caller,
+    audience_id: &str,
+) -> Result<AudienceDoc, ApiError> {
     match state.store.audience(audience_id).await? {
         Some(audience) if audience.tenant_id == caller.tenant => Ok(audience),
         _ => Err(ApiError::NotFound(format!("no audience {audience_id}"))),
@@ -456,7 +493,9 @@ pub struct PageQuery {
 fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     let limit = limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest(format!("limit must be 1 to 1000, got {limit}")));
+        return Err(ApiError::BadRequest(format!(
+            "limit must be 1 to 1000, got {limit}"
+        )));
     }
     Ok(limit)
 }
@@ -473,7 +512,9 @@ async fn audience_errors(
         .store
         .audience_rows(&audience_id, query.after.unwrap_or(0), limit, true)
         .await?;
-    let next_after = (rows.len() as i64 == limit).then(|| rows.last().map(|row| row.line)).flatten();
+    let next_after = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|row| row.line))
+        .flatten();
     let errors: Vec<Value> = rows
         .into_iter()
         .map(|row| json!({ "line": row.line, "value": row.raw, "reason": row.error }))
@@ -634,7 +675,9 @@ async fn produce(
         action,
     };
     state.publisher.publish(&[command]).await.map_err(|error| {
-        ApiError::Unavailable(format!("the command could not be queued; retry later ({error})"))
+        ApiError::Unavailable(format!(
+            "the command could not be queued; retry later ({error})"
+        ))
     })
 }
 
@@ -656,7 +699,10 @@ async fn create_campaign(
     };
     let channel = request.channel.unwrap_or(Channel::Whatsapp);
     let rate = rate_per_minute(&request)?;
-    let timezone = request.timezone.clone().unwrap_or_else(|| "UTC".to_string());
+    let timezone = request
+        .timezone
+        .clone()
+        .unwrap_or_else(|| "UTC".to_string());
     window::parse_timezone(&timezone).map_err(ApiError::BadRequest)?;
     let sending_window = match &request.sending_window {
         Some(input) => {
@@ -670,8 +716,16 @@ async fn create_campaign(
         }
         None => None,
     };
-    let start_at = request.start_at.as_ref().map(|moment| moment.millis("start_at")).transpose()?;
-    let end_at = request.end_at.as_ref().map(|moment| moment.millis("end_at")).transpose()?;
+    let start_at = request
+        .start_at
+        .as_ref()
+        .map(|moment| moment.millis("start_at"))
+        .transpose()?;
+    let end_at = request
+        .end_at
+        .as_ref()
+        .map(|moment| moment.millis("end_at"))
+        .transpose()?;
     let template = Template {
         name: request.template.name.clone(),
         language: request.template.language.clone(),
@@ -717,7 +771,11 @@ async fn create_campaign(
     };
     let missing: Vec<String> = template::placeholders(&template)
         .into_iter()
-        .filter(|name| !columns.iter().any(|column| column.eq_ignore_ascii_case(name)))
+        .filter(|name| {
+            !columns
+                .iter()
+                .any(|column| column.eq_ignore_ascii_case(name))
+        })
         .collect();
     if !missing.is_empty() {
         return Err(ApiError::BadRequest(format!(
@@ -787,7 +845,10 @@ async fn list_campaigns(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = page_limit(query.limit)?;
-    let campaigns = state.store.campaigns_of(&caller.tenant, query.before, limit).await?;
+    let campaigns = state
+        .store
+        .campaigns_of(&caller.tenant, query.before, limit)
+        .await?;
     let next_before = (campaigns.len() as i64 == limit)
         .then(|| campaigns.last().map(|campaign| campaign.created_at))
         .flatten();
@@ -795,33 +856,53 @@ async fn list_campaigns(
         .iter()
         .map(|campaign| campaign_view(campaign, campaign.counts.unwrap_or_default(), now_ms()))
         .collect();
-    Ok(Json(json!({ "campaigns": views, "next_before": next_before })))
+    Ok(Json(
+        json!({ "campaigns": views, "next_before": next_before }),
+    ))
 }
 
-async fn own_campaign(state: &ApiState, caller: &Caller, campaign_id: &str) -> Result<CampaignDoc, ApiError> {
-    lifecycle::validate_campaign_id(campaign_id).map_err(|_| ApiError::NotFound(format!("no campaign {campaign_id}")))?;
+async fn own_campaign(
+    state: &ApiState,
+    caller: &Caller,
+    campaign_id: &str,
+) -> Result<CampaignDoc, ApiError> {
+    lifecycle::validate_campaign_id(campaign_id)
+        .map_err(|_| ApiError::NotFound(format!("no campaign {campaign_id}")))?;
     state
         .store
         .campaign(&keys::campaign_key(&caller.tenant, campaign_id))
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no campaign {campaign_id} (a campaign just created appears within a moment)")))
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no campaign {campaign_id} (a campaign just created appears within a moment)"
+            ))
+        })
 }
 
 fn hhmm(minute: i32) -> String {
     format!("{:02}:{:02}", minute / 60, minute % 60)
 }
 
-fn campaign_view(campaign: &CampaignDoc, counts: caas_events::model::CampaignCounts, now: i64) -> Value {
-    let verdict = window::parse_timezone(&campaign.timezone).ok().map(|timezone| {
-        window::Schedule {
-            start_at: campaign.start_at,
-            end_at: campaign.end_at,
-            window: campaign.sending_window.clone(),
-            timezone,
-        }
-        .verdict(now)
-    });
-    let active = matches!(campaign.state, CampaignState::Scheduled | CampaignState::Running);
+fn campaign_view(
+    campaign: &CampaignDoc,
+    counts: caas_events::model::CampaignCounts,
+    now: i64,
+) -> Value {
+    let verdict = window::parse_timezone(&campaign.timezone)
+        .ok()
+        .map(|timezone| {
+            window::Schedule {
+                start_at: campaign.start_at,
+                end_at: campaign.end_at,
+                window: campaign.sending_window.clone(),
+                timezone,
+            }
+            .verdict(now)
+        });
+    let active = matches!(
+        campaign.state,
+        CampaignState::Scheduled | CampaignState::Running
+    );
     let (sending_now, next_send_at) = match verdict {
         Some(window::Verdict::Open) => (active, None),
         Some(window::Verdict::Closed { until }) => (false, active.then_some(until)),
@@ -891,8 +972,9 @@ async fn change(
     let reason = if body.iter().all(u8::is_ascii_whitespace) {
         ReasonBody::default()
     } else {
-        serde_json::from_slice::<ReasonBody>(&body)
-            .map_err(|error| ApiError::BadRequest(format!("expected {{\"reason\": \"...\"}}: {error}")))?
+        serde_json::from_slice::<ReasonBody>(&body).map_err(|error| {
+            ApiError::BadRequest(format!("expected {{\"reason\": \"...\"}}: {error}"))
+        })?
     };
     let campaign = own_campaign(&state, &caller, &campaign_id).await?;
     let command_id = command_id(&headers, &caller.tenant, &[]);
@@ -995,7 +1077,12 @@ async fn list_recipients(
     };
     let recipients = state
         .store
-        .recipients_page(&campaign.key, status, query.after.unwrap_or(i64::MIN), limit)
+        .recipients_page(
+            &campaign.key,
+            status,
+            query.after.unwrap_or(i64::MIN),
+            limit,
+        )
         .await?;
     let next_after = (recipients.len() as i64 == limit)
         .then(|| recipients.last().map(|recipient| recipient.seq))
@@ -1011,9 +1098,12 @@ async fn get_consent(
     caller: Caller,
     Path((channel, customer_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let channel: Channel = channel
-        .parse()
-        .map_err(|error: caas_events::model::UnknownChannel| ApiError::BadRequest(error.to_string()))?;
+    let channel: Channel =
+        channel
+            .parse()
+            .map_err(|error: caas_events::model::UnknownChannel| {
+                ApiError::BadRequest(error.to_string())
+            })?;
     let key = crate::store::consent_key(&caller.tenant, channel, &customer_id);
     let consent = state.store.consent(&key).await?;
     Ok(Json(match consent {
@@ -1043,7 +1133,10 @@ mod tests {
         assert_eq!(minute_of("09:30", "x").unwrap(), 570);
         assert_eq!(minute_of("24:00", "x").unwrap(), 1440);
         assert!(minute_of("24:30", "x").is_err());
-        assert!(minute_of("9h", "x").unwrap_err().to_string().contains("HH:MM"));
+        assert!(minute_of("9h", "x")
+            .unwrap_err()
+            .to_string()
+            .contains("HH:MM"));
         let mut request: CreateRequest = serde_json::from_value(json!({
             "name": "n", "template": {"name": "t", "language": "en"}, "rate_per_second": 2.5
         }))

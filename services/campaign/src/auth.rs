@@ -7,8 +7,8 @@
 //! `CAAS_JWT_SECRET`, the same tokens the gateway accepts.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -71,7 +71,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
-            ApiError::Unauthorized("authentication required: send Authorization: Bearer <jwt>".to_string())
+            ApiError::Unauthorized(
+                "authentication required: send Authorization: Bearer <jwt>".to_string(),
+            )
         })
     }
 }
@@ -142,10 +144,16 @@ pub async fn bearer(State(secret): State<Secret>, mut request: Request, next: Ne
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")));
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        });
     let Some(token) = token else {
-        return ApiError::Unauthorized("authentication required: send Authorization: Bearer <jwt>".to_string())
-            .into_response();
+        return ApiError::Unauthorized(
+            "authentication required: send Authorization: Bearer <jwt>".to_string(),
+        )
+        .into_response();
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -180,7 +188,10 @@ mod tests {
     #[test]
     fn tokens_verify_and_refusals_say_why() {
         let secret = b"s3cret";
-        let token = sign(&json!({"sub": "op-1", "tenant": "acme", "role": "admin", "exp": 2000}), secret);
+        let token = sign(
+            &json!({"sub": "op-1", "tenant": "acme", "role": "admin", "exp": 2000}),
+            secret,
+        );
         assert_eq!(
             verify(&token, secret, 1000).unwrap(),
             Caller {
@@ -189,9 +200,16 @@ mod tests {
                 role: CallerRole::Admin
             }
         );
-        assert!(verify(&token, b"other", 1000).unwrap_err().contains("signature"));
-        assert!(verify(&token, secret, 3000).unwrap_err().contains("expired"));
-        let root = sign(&json!({"sub": "x", "tenant": "acme", "role": "root", "exp": 2000}), secret);
+        assert!(verify(&token, b"other", 1000)
+            .unwrap_err()
+            .contains("signature"));
+        assert!(verify(&token, secret, 3000)
+            .unwrap_err()
+            .contains("expired"));
+        let root = sign(
+            &json!({"sub": "x", "tenant": "acme", "role": "root", "exp": 2000}),
+            secret,
+        );
         assert!(verify(&root, secret, 1000).unwrap_err().contains("root"));
         assert!(verify("a.b", secret, 1000).unwrap_err().contains("three"));
     }

@@ -20,7 +20,11 @@ use crate::metrics::metrics;
 use crate::store::{CampaignDoc, Expansion};
 
 /// The sending number a campaign shares: `<tenant>:<channel>:<business id or default>`.
-pub fn sender_key(tenant_id: &str, channel: caas_events::model::Channel, business_id: Option<&str>) -> String {
+pub fn sender_key(
+    tenant_id: &str,
+    channel: caas_events::model::Channel,
+    business_id: Option<&str>,
+) -> String {
     format!(
         "{tenant_id}:{}:{}",
         channel.as_str(),
@@ -47,7 +51,10 @@ impl CommandHandler {
             reason,
             "campaign command rejected"
         );
-        metrics().commands.with_label_values(&[action_label(&command.action), "rejected"]).inc();
+        metrics()
+            .commands
+            .with_label_values(&[action_label(&command.action), "rejected"])
+            .inc();
         let event = campaign_event(
             CampaignRef {
                 tenant_id: &command.tenant_id,
@@ -114,7 +121,10 @@ impl CommandHandler {
         }
         if command.tenant_id.is_empty() || command.tenant_id.contains(':') {
             return self
-                .reject(&command, "the tenant id must be non-empty without ':'".to_string())
+                .reject(
+                    &command,
+                    "the tenant id must be non-empty without ':'".to_string(),
+                )
                 .await;
         }
         if command.conversation_key != key {
@@ -147,10 +157,14 @@ impl CommandHandler {
                 .await
                 .map_err(HandlerError::retryable)?;
             match audience {
-                Some(audience) if audience.tenant_id == command.tenant_id && audience.state == "complete" => {}
+                Some(audience)
+                    if audience.tenant_id == command.tenant_id && audience.state == "complete" => {}
                 Some(audience) if audience.tenant_id == command.tenant_id => {
                     return self
-                        .reject(command, format!("audience {audience_id} is still {}", audience.state))
+                        .reject(
+                            command,
+                            format!("audience {audience_id} is still {}", audience.state),
+                        )
                         .await
                 }
                 _ => {
@@ -169,7 +183,11 @@ impl CommandHandler {
             name: create.name.clone(),
             template: create.template.clone(),
             business_id: create.business_id.clone(),
-            sender_key: sender_key(&command.tenant_id, command.channel, create.business_id.as_deref()),
+            sender_key: sender_key(
+                &command.tenant_id,
+                command.channel,
+                create.business_id.as_deref(),
+            ),
             audience_id: create.audience_id.clone(),
             inline_recipients: create.recipients.clone(),
             rate_per_minute: create.rate_per_minute,
@@ -196,7 +214,10 @@ impl CommandHandler {
             .await
             .map_err(HandlerError::retryable)?;
         if !inserted {
-            let existing = store.campaign(&key).await.map_err(HandlerError::retryable)?;
+            let existing = store
+                .campaign(&key)
+                .await
+                .map_err(HandlerError::retryable)?;
             match existing {
                 Some(existing) if existing.create_command_id == command.command_id => {}
                 _ => {
@@ -209,12 +230,20 @@ impl CommandHandler {
                 }
             }
         } else {
-            metrics().commands.with_label_values(&["create", "applied"]).inc();
+            metrics()
+                .commands
+                .with_label_values(&["create", "applied"])
+                .inc();
             tracing::info!(campaign = %key, "campaign created");
         }
         self.context.poke();
-        self.announce(&campaign, &command.command_id, CampaignEventKind::Created, None)
-            .await?;
+        self.announce(
+            &campaign,
+            &command.command_id,
+            CampaignEventKind::Created,
+            None,
+        )
+        .await?;
         let timezone = window::parse_timezone(&campaign.timezone).map_err(HandlerError::poison)?;
         let schedule = window::Schedule {
             start_at: campaign.start_at,
@@ -247,14 +276,19 @@ impl CommandHandler {
         for _ in 0..5 {
             let Some(campaign) = store.campaign(key).await.map_err(HandlerError::retryable)? else {
                 return self
-                    .reject(command, format!("campaign {} does not exist", command.campaign_id))
+                    .reject(
+                        command,
+                        format!("campaign {} does not exist", command.campaign_id),
+                    )
                     .await;
             };
             if campaign.commands.contains(&command.command_id) {
                 if kind == CampaignEventKind::Cancelled {
                     self.cancel_rest(&campaign).await?;
                 }
-                return self.announce(&campaign, &command.command_id, kind, reason).await;
+                return self
+                    .announce(&campaign, &command.command_id, kind, reason)
+                    .await;
             }
             let to = match lifecycle::transition(campaign.state, &command.action) {
                 Ok(to) => to,
@@ -281,7 +315,9 @@ impl CommandHandler {
                 if to == CampaignState::Cancelled {
                     self.cancel_rest(&campaign).await?;
                 }
-                return self.announce(&campaign, &command.command_id, kind, reason).await;
+                return self
+                    .announce(&campaign, &command.command_id, kind, reason)
+                    .await;
             }
         }
         Err(HandlerError::retryable(format!(

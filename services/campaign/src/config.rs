@@ -31,8 +31,8 @@ pub struct Config {
     /// `CAAS_CAMPAIGN_LEASE_MS`: how long a sending-number lease lasts without renewal (default
     /// 10000): after a crash, another instance resumes that number's campaigns this much later.
     pub lease: Duration,
-    /// `CAAS_CAMPAIGN_TICK_MS`: the pacing granularity (default 50): the burst allowed above the
-    /// steady rate is one tick's worth of messages.
+    /// `CAAS_CAMPAIGN_TICK_MS`: the pacing granularity (default 100): at most one sending step
+    /// per tick; no second ever holds more than the rate.
     pub tick: Duration,
     /// `CAAS_CAMPAIGN_REFRESH_MS`: how often a sending number re-reads its campaigns (default
     /// 200); bounds how late a pause applied by another instance is seen.
@@ -62,6 +62,9 @@ pub struct Config {
     /// `CAAS_CAMPAIGN_SETTLE_MS`: how long after completion statuses are still reported
     /// (default 86400000).
     pub settle: Duration,
+    /// `CAAS_CAMPAIGN_SESSION_TIMEOUT_MS`: how long the consumer groups wait for a crashed
+    /// instance before moving its partitions (default 45000; the broker allows 6000 and up).
+    pub session_timeout: Duration,
 }
 
 impl Config {
@@ -73,8 +76,9 @@ impl Config {
                 variable: "CAAS_CAMPAIGN_NUMBER_RATES".to_string(),
                 value: number_rates_text.clone(),
                 reason,
-                expected: "<tenant>:<whatsapp|rcs>:<business id|default>=<messages per second>[;...]"
-                    .to_string(),
+                expected:
+                    "<tenant>:<whatsapp|rcs>:<business id|default>=<messages per second>[;...]"
+                        .to_string(),
             })?;
         let rules_text = env.secret("CAAS_CAMPAIGN_CONSENT_RULES", "")?;
         let consent_rules =
@@ -97,7 +101,7 @@ impl Config {
                 expected: "a positive number of messages per second".to_string(),
             });
         }
-        let tick = env.millis("CAAS_CAMPAIGN_TICK_MS", 50)?;
+        let tick = env.millis("CAAS_CAMPAIGN_TICK_MS", 100)?;
         if tick.is_zero() || tick > Duration::from_secs(1) {
             return Err(ConfigError::Invalid {
                 variable: "CAAS_CAMPAIGN_TICK_MS".to_string(),
@@ -138,14 +142,12 @@ impl Config {
                 1_000_000,
                 "a whole number of rows",
             )?,
-            require_opt_in: env.parse(
-                "CAAS_CAMPAIGN_REQUIRE_OPT_IN",
-                false,
-                "true or false",
-            )?,
+            require_opt_in: env.parse("CAAS_CAMPAIGN_REQUIRE_OPT_IN", false, "true or false")?,
             consent_rules,
-            confirmation_max_age: env.millis("CAAS_CAMPAIGN_CONFIRMATION_MAX_AGE_MS", 86_400_000)?,
+            confirmation_max_age: env
+                .millis("CAAS_CAMPAIGN_CONFIRMATION_MAX_AGE_MS", 86_400_000)?,
             settle: env.millis("CAAS_CAMPAIGN_SETTLE_MS", 86_400_000)?,
+            session_timeout: env.millis("CAAS_CAMPAIGN_SESSION_TIMEOUT_MS", 45_000)?,
         })
     }
 
@@ -161,13 +163,19 @@ impl Config {
 /// `acme:whatsapp:100000000000001=20;acme:rcs:default=5`.
 fn parse_number_rates(text: &str) -> Result<BTreeMap<String, f64>, String> {
     let mut rates = BTreeMap::new();
-    for entry in text.split(';').map(str::trim).filter(|entry| !entry.is_empty()) {
+    for entry in text
+        .split(';')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+    {
         let (key, rate) = entry
             .rsplit_once('=')
             .ok_or_else(|| format!("{entry:?} has no '=<rate>'"))?;
         let parts: Vec<&str> = key.trim().splitn(3, ':').collect();
         if parts.len() != 3 || parts.iter().any(|part| part.is_empty()) {
-            return Err(format!("{key:?} is not <tenant>:<channel>:<business id|default>"));
+            return Err(format!(
+                "{key:?} is not <tenant>:<channel>:<business id|default>"
+            ));
         }
         if !matches!(parts[1], "whatsapp" | "rcs") {
             return Err(format!("{key:?}: channel must be whatsapp or rcs"));

@@ -43,7 +43,12 @@ impl ConsentHandler {
         let store = &self.context.store;
         let now = now_ms();
         store
-            .mark_replied(&message.tenant_id, message.channel, &message.customer_id, now)
+            .mark_replied(
+                &message.tenant_id,
+                message.channel,
+                &message.customer_id,
+                now,
+            )
             .await
             .map_err(HandlerError::retryable)?;
         let rules = &self.context.config.consent_rules;
@@ -109,7 +114,11 @@ impl ConsentHandler {
     }
 
     /// Tell the platform (conversation event) and the customer (confirmation).
-    async fn announce(&self, message: &InboundMessage, found: &KeywordMatch) -> Result<(), HandlerError> {
+    async fn announce(
+        &self,
+        message: &InboundMessage,
+        found: &KeywordMatch,
+    ) -> Result<(), HandlerError> {
         let now = now_ms();
         let trace = message.trace_parent.clone().or_else(|| Some(new_trace()));
         let change = ConversationEvent {

@@ -34,7 +34,8 @@ pub struct Context {
 impl Context {
     /// Wake the lanes.
     pub fn poke(&self) {
-        self.wake.send_modify(|generation| *generation = generation.wrapping_add(1));
+        self.wake
+            .send_modify(|generation| *generation = generation.wrapping_add(1));
     }
 }
 

@@ -20,13 +20,13 @@
 //! A lane stops sending as soon as its lease may have run out, so two instances never send
 //! for one number at the same time (short of a clock jump larger than the safety margin).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use caas_events::model::{CampaignCounts, CampaignEventKind, Content, Origin, OutboundCommand};
 use caas_events::keys;
+use caas_events::model::{CampaignCounts, CampaignEventKind, Content, Origin, OutboundCommand};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -90,7 +90,8 @@ pub async fn run(context: Arc<Context>, stop: CancellationToken) {
                                 tracing::info!(sender, "sending-number lease taken; lane starts");
                                 let lane_stop = stop.child_token();
                                 let lease_until = Arc::new(AtomicI64::new(now + lease_ms));
-                                let lane = Lane::new(context.clone(), sender.clone(), lease_until.clone());
+                                let lane =
+                                    Lane::new(context.clone(), sender.clone(), lease_until.clone());
                                 let task = tokio::spawn(lane.run(lane_stop.clone()));
                                 lanes.insert(
                                     sender.clone(),
@@ -135,10 +136,11 @@ pub async fn run(context: Arc<Context>, stop: CancellationToken) {
 /// What a lane remembers about one campaign between steps.
 #[derive(Default)]
 struct Progress {
-    /// Nothing pending was found (until the next refresh).
+    /// The next pending recipients, in order, read in one query (a query per step would cost
+    /// more than the step itself on a large campaign).
+    buffer: VecDeque<RecipientDoc>,
+    /// The last read found nothing pending (until the next refresh).
     drained: bool,
-    /// The last totals reported, and when.
-    reported: Option<(CampaignCounts, i64)>,
 }
 
 struct Lane {
@@ -150,7 +152,8 @@ struct Lane {
     expansions: HashMap<String, JoinHandle<()>>,
     lease_until: Arc<AtomicI64>,
     next_refresh: i64,
-    next_report: i64,
+    /// The campaigns, for the reporter task.
+    snapshot: tokio::sync::watch::Sender<Vec<CampaignDoc>>,
 }
 
 impl Lane {
@@ -166,43 +169,54 @@ impl Lane {
             expansions: HashMap::new(),
             lease_until,
             next_refresh: 0,
-            next_report: 0,
+            snapshot: tokio::sync::watch::channel(Vec::new()).0,
         }
     }
 
     async fn run(mut self, stop: CancellationToken) {
+        let reporter = tokio::spawn(report(
+            self.context.clone(),
+            self.snapshot.subscribe(),
+            stop.clone(),
+        ));
+        self.sending(&stop).await;
+        stop.cancel();
+        let _ = reporter.await;
+        for (_, expansion) in self.expansions.drain() {
+            let _ = expansion.await;
+        }
+    }
+
+    async fn sending(&mut self, stop: &CancellationToken) {
         let mut wake = self.context.wake.subscribe();
         let refresh_ms = self.context.config.refresh.as_millis() as i64;
         let tick_ms = self.context.config.tick.as_millis() as i64;
         loop {
             let now = now_ms();
             if now >= self.next_refresh {
-                if let Err(error) = self.refresh(now, &stop).await {
+                if let Err(error) = self.refresh(now, stop).await {
                     tracing::warn!(sender = %self.sender_key, error = %error, "cannot refresh campaigns");
                 }
                 self.next_refresh = now + refresh_ms;
-                if self.campaigns.is_empty() && self.expansions.values().all(JoinHandle::is_finished) {
+                if self.campaigns.is_empty()
+                    && self.expansions.values().all(JoinHandle::is_finished)
+                {
                     tracing::info!(sender = %self.sender_key, "no live campaigns; lane stops");
                     return;
                 }
             }
-            let next_send = match self.send_step(&stop).await {
+            let step_started = now_ms();
+            let next_send = match self.send_step(stop).await {
                 Ok(next) => next,
                 Err(error) => {
                     tracing::warn!(sender = %self.sender_key, error = %error, "sending step failed; retrying");
                     now_ms() + 500
                 }
             };
-            let now = now_ms();
-            if now >= self.next_report {
-                self.report(now).await;
-                self.next_report = now + self.context.config.progress.as_millis() as i64;
-            }
+            // At most one step per tick: each step sends what the tick allows.
             let wake_at = next_send
-                .min(self.next_refresh)
-                .min(self.next_report)
-                .max(now_ms() + 1)
-                .min(now_ms() + tick_ms.max(1) * 20);
+                .max(step_started + tick_ms)
+                .min(self.next_refresh.max(now_ms() + 1));
             let sleep = Duration::from_millis((wake_at - now_ms()).max(1) as u64);
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -213,9 +227,6 @@ impl Lane {
                 }
                 _ = tokio::time::sleep(sleep) => {}
             }
-        }
-        for (_, expansion) in self.expansions.drain() {
-            let _ = expansion.await;
         }
     }
 
@@ -234,12 +245,23 @@ impl Lane {
         let store = self.context.store.clone();
         let campaigns = store.live_campaigns(&self.sender_key).await?;
         self.expansions.retain(|_, task| !task.is_finished());
-        let live: HashSet<&str> = campaigns.iter().map(|campaign| campaign.key.as_str()).collect();
+        let live: HashSet<&str> = campaigns
+            .iter()
+            .map(|campaign| campaign.key.as_str())
+            .collect();
         self.progress.retain(|key, _| live.contains(key.as_str()));
         for campaign in &campaigns {
             let progress = self.progress.entry(campaign.key.clone()).or_default();
-            // Pending recipients may have appeared (expansion) since the cursor drained.
+            let was_drained = progress.drained;
+            // Pending recipients may have appeared (expansion) since the last read.
             progress.drained = false;
+            if !matches!(
+                campaign.state,
+                CampaignState::Scheduled | CampaignState::Running
+            ) {
+                // Paused or cancelled: what was read ahead is not sent.
+                progress.buffer.clear();
+            }
             if !campaign.expansion.done && !self.expansions.contains_key(&campaign.key) {
                 let task = tokio::spawn(expand(
                     self.context.clone(),
@@ -248,7 +270,10 @@ impl Lane {
                 ));
                 self.expansions.insert(campaign.key.clone(), task);
             }
-            if !matches!(campaign.state, CampaignState::Scheduled | CampaignState::Running) {
+            if !matches!(
+                campaign.state,
+                CampaignState::Scheduled | CampaignState::Running
+            ) {
                 continue;
             }
             let Some(schedule) = Self::schedule_of(campaign) else {
@@ -263,19 +288,34 @@ impl Lane {
                         now,
                     )
                     .await?;
-                self.complete(campaign, Some(format!("end time reached; {expired} recipients not sent to")))
-                    .await?;
+                self.complete(
+                    campaign,
+                    Some(format!(
+                        "end time reached; {expired} recipients not sent to"
+                    )),
+                )
+                .await?;
                 continue;
             }
-            if campaign.expansion.done && !store.has_status(&campaign.key, RecipientStatus::Pending).await? {
+            if campaign.expansion.done
+                && was_drained
+                && !store
+                    .has_status(&campaign.key, RecipientStatus::Pending)
+                    .await?
+            {
                 self.complete(campaign, None).await?;
             }
         }
+        self.snapshot.send_replace(campaigns.clone());
         self.campaigns = campaigns;
         Ok(())
     }
 
-    async fn complete(&self, campaign: &CampaignDoc, reason: Option<String>) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        campaign: &CampaignDoc,
+        reason: Option<String>,
+    ) -> Result<(), StoreError> {
         let completed = self
             .context
             .store
@@ -332,10 +372,17 @@ impl Lane {
         let mut demands = Vec::new();
         let mut closed_until = i64::MAX;
         for campaign in &self.campaigns {
-            if !matches!(campaign.state, CampaignState::Scheduled | CampaignState::Running) {
+            if !matches!(
+                campaign.state,
+                CampaignState::Scheduled | CampaignState::Running
+            ) {
                 continue;
             }
-            if self.progress.get(&campaign.key).is_some_and(|progress| progress.drained) {
+            if self
+                .progress
+                .get(&campaign.key)
+                .is_some_and(|progress| progress.drained)
+            {
                 continue;
             }
             match Self::schedule_of(campaign).map(|schedule| schedule.verdict(now)) {
@@ -356,7 +403,12 @@ impl Lane {
             if stop.is_cancelled() {
                 break;
             }
-            let Some(campaign) = self.campaigns.iter().find(|campaign| campaign.key == key).cloned() else {
+            let Some(campaign) = self
+                .campaigns
+                .iter()
+                .find(|campaign| campaign.key == key)
+                .cloned()
+            else {
                 self.planner.refund(&key, granted);
                 continue;
             };
@@ -373,27 +425,25 @@ impl Lane {
     }
 
     /// Send up to `granted` messages of one campaign; returns how many went out.
-    async fn send_campaign(&mut self, campaign: &CampaignDoc, granted: u32) -> Result<u32, StoreError> {
-        let started = std::time::Instant::now();
-        let outcome = self.send_campaign_inner(campaign, granted).await;
-        tracing::debug!(granted, sent = ?outcome.as_ref().ok(), elapsed_ms = started.elapsed().as_millis() as u64, "send step");
-        outcome
-    }
-
-    async fn send_campaign_inner(&mut self, campaign: &CampaignDoc, granted: u32) -> Result<u32, StoreError> {
+    async fn send_campaign(
+        &mut self,
+        campaign: &CampaignDoc,
+        granted: u32,
+    ) -> Result<u32, StoreError> {
         let store = self.context.store.clone();
         let config = &self.context.config;
         let progress = self.progress.entry(campaign.key.clone()).or_default();
-        // Always the first pending ones in order: what was sent is queued by now, and a
-        // recipient whose send failed to reach Kafka is simply first again.
-        let phase = std::time::Instant::now();
-        let recipients = store
-            .pending(&campaign.key, i64::MIN, i64::from(granted))
-            .await?;
-        tracing::debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "pending fetched");
-        if recipients.len() < granted as usize {
-            progress.drained = true;
+        if progress.buffer.is_empty() {
+            // The first pending ones in order: what was sent is queued by now, and a recipient
+            // whose send did not reach Kafka is simply first again. About two seconds' worth.
+            let read_ahead =
+                (f64::from(campaign.rate_per_minute) / 30.0).clamp(100.0, 2000.0) as i64;
+            let read = store.pending(&campaign.key, i64::MIN, read_ahead).await?;
+            progress.drained = read.is_empty();
+            progress.buffer.extend(read);
         }
+        let take = progress.buffer.len().min(granted as usize);
+        let recipients: Vec<RecipientDoc> = progress.buffer.drain(..take).collect();
         if recipients.is_empty() {
             return Ok(0);
         }
@@ -408,7 +458,11 @@ impl Lane {
                     now_ms(),
                 )
                 .await?;
-            if let Some(cached) = self.campaigns.iter_mut().find(|cached| cached.key == campaign.key) {
+            if let Some(cached) = self
+                .campaigns
+                .iter_mut()
+                .find(|cached| cached.key == campaign.key)
+            {
                 cached.state = CampaignState::Running;
             }
             if !started {
@@ -417,9 +471,29 @@ impl Lane {
                 return Ok(0);
             }
         }
-        if store.mark_started(&campaign.key, now_ms()).await? {
-            self.publish_lifecycle(campaign, CampaignEventKind::Started, CampaignCounts::default(), None)
-                .await;
+        let first_send = campaign.started_at.is_none()
+            && self
+                .campaigns
+                .iter()
+                .find(|cached| cached.key == campaign.key)
+                .is_some_and(|cached| cached.started_at.is_none());
+        if first_send && store.mark_started(&campaign.key, now_ms()).await? {
+            self.publish_lifecycle(
+                campaign,
+                CampaignEventKind::Started,
+                CampaignCounts::default(),
+                None,
+            )
+            .await;
+        }
+        if first_send {
+            if let Some(cached) = self
+                .campaigns
+                .iter_mut()
+                .find(|cached| cached.key == campaign.key)
+            {
+                cached.started_at = Some(now_ms());
+            }
         }
 
         // Consent, right before sending.
@@ -428,9 +502,9 @@ impl Lane {
             .filter_map(|recipient| recipient.to.as_deref())
             .map(|to| consent_key(&campaign.tenant_id, campaign.channel, to))
             .collect();
-        let phase = std::time::Instant::now();
-        let opted_out = store.with_consent_status(&consent_keys, "opted_out").await?;
-        tracing::debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "consent read");
+        let opted_out = store
+            .with_consent_status(&consent_keys, "opted_out")
+            .await?;
         let opted_in = if config.require_opt_in {
             Some(store.with_consent_status(&consent_keys, "opted_in").await?)
         } else {
@@ -447,8 +521,14 @@ impl Lane {
             let key = consent_key(&campaign.tenant_id, campaign.channel, to);
             let refusal = if opted_out.contains(&key) {
                 Some(("opted_out", "the customer opted out".to_string()))
-            } else if opted_in.as_ref().is_some_and(|opted_in| !opted_in.contains(&key)) {
-                Some(("no_opt_in", "no opt-in recorded and CAAS_CAMPAIGN_REQUIRE_OPT_IN is on".to_string()))
+            } else if opted_in
+                .as_ref()
+                .is_some_and(|opted_in| !opted_in.contains(&key))
+            {
+                Some((
+                    "no_opt_in",
+                    "no opt-in recorded and CAAS_CAMPAIGN_REQUIRE_OPT_IN is on".to_string(),
+                ))
             } else {
                 None
             };
@@ -485,11 +565,11 @@ impl Lane {
         }
         store.transition(&skips, now).await?;
         if !commands.is_empty() {
-            let phase = std::time::Instant::now();
-            let published = self.context.publisher.publish(&commands).await;
-            tracing::debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "published");
-            if let Err(error) = published {
+            if let Err(error) = self.context.publisher.publish(&commands).await {
                 // Not marked: the same commands (same ids) go out on a later step.
+                if let Some(progress) = self.progress.get_mut(&campaign.key) {
+                    progress.buffer.clear();
+                }
                 tracing::warn!(campaign = %campaign.key, error = %error, "cannot produce send commands; retrying");
                 return Ok(0);
             }
@@ -497,32 +577,39 @@ impl Lane {
                 .emitted
                 .with_label_values(&[campaign.channel.as_str()])
                 .inc_by(commands.len() as u64);
-            let phase = std::time::Instant::now();
             store.transition(&queued, now_ms()).await?;
-            tracing::debug!(elapsed_ms = phase.elapsed().as_millis() as u64, "marked queued");
         }
         Ok(commands.len() as u32)
     }
+}
 
-    /// Report totals of campaigns whose totals changed (or for a heartbeat), and settle
-    /// completed campaigns once nothing more can change.
-    async fn report(&mut self, now: i64) {
-        let settle_ms = self.context.config.settle.as_millis() as i64;
-        for campaign in self.campaigns.clone() {
-            let started = std::time::Instant::now();
-            let counted = self.context.store.counts(&campaign.key).await;
-            tracing::debug!(campaign = %campaign.key, elapsed_ms = started.elapsed().as_millis() as u64, "counted");
-            let counts = match counted {
+/// Report totals of a lane's campaigns when they changed (or for a heartbeat), and settle
+/// completed campaigns once nothing more can change. A task of its own: counting a large
+/// campaign takes longer than a sending step, so it must not hold sending up; the interval
+/// stretches to twice the time counting takes.
+async fn report(
+    context: Arc<Context>,
+    campaigns: tokio::sync::watch::Receiver<Vec<CampaignDoc>>,
+    stop: CancellationToken,
+) {
+    let settle_ms = context.config.settle.as_millis() as i64;
+    let mut reported: HashMap<String, (CampaignCounts, i64)> = HashMap::new();
+    loop {
+        let started = std::time::Instant::now();
+        let snapshot = campaigns.borrow().clone();
+        reported.retain(|key, _| snapshot.iter().any(|campaign| &campaign.key == key));
+        for campaign in snapshot {
+            let now = now_ms();
+            let counts = match context.store.counts(&campaign.key).await {
                 Ok(counts) => counts,
                 Err(error) => {
                     tracing::warn!(campaign = %campaign.key, error = %error, "cannot count recipients");
                     continue;
                 }
             };
-            let progress = self.progress.entry(campaign.key.clone()).or_default();
-            let unchanged = progress
-                .reported
-                .is_some_and(|(reported, at)| reported == counts && now - at < HEARTBEAT_MS);
+            let unchanged = reported
+                .get(&campaign.key)
+                .is_some_and(|(last, at)| *last == counts && now - at < HEARTBEAT_MS);
             let settled = campaign.state == CampaignState::Completed
                 && ((counts.queued == 0 && counts.sent == counts.delivered)
                     || campaign.completed_at.is_some_and(|at| now - at > settle_ms));
@@ -537,19 +624,23 @@ impl Lane {
                 counts,
                 None,
             );
-            if let Err(error) = self.context.publisher.publish(&[event]).await {
+            if let Err(error) = context.publisher.publish(&[event]).await {
                 tracing::warn!(campaign = %campaign.key, error = %error, "cannot publish progress");
                 continue;
             }
-            progress.reported = Some((counts, now));
-            if let Err(error) = self
-                .context
+            reported.insert(campaign.key.clone(), (counts, now));
+            if let Err(error) = context
                 .store
                 .save_counts(&campaign.key, &counts, now, settled)
                 .await
             {
                 tracing::warn!(campaign = %campaign.key, error = %error, "cannot store totals");
             }
+        }
+        let pause = context.config.progress.max(started.elapsed() * 2);
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(pause) => {}
         }
     }
 }
@@ -632,7 +723,10 @@ async fn expand_chunk(context: &Context, key: &str) -> Result<bool, StoreError> 
             .enumerate()
             .map(|(offset, raw)| {
                 let index = first + offset as i64;
-                (index, AudienceRow::new((index + 1) as u64, raw, Default::default()))
+                (
+                    index,
+                    AudienceRow::new((index + 1) as u64, raw, Default::default()),
+                )
             })
             .collect()
     } else if let Some(audience_id) = &campaign.audience_id {
@@ -681,7 +775,10 @@ async fn expand_chunk(context: &Context, key: &str) -> Result<bool, StoreError> 
     let mut documents = Vec::with_capacity(rows.len());
     let mut seen = HashSet::new();
     for (seq, row) in rows {
-        let base = |id: String, to: Option<String>, status: RecipientStatus, reason: Option<String>| RecipientDoc {
+        let base = |id: String,
+                    to: Option<String>,
+                    status: RecipientStatus,
+                    reason: Option<String>| RecipientDoc {
             id,
             campaign_key: key.to_string(),
             tenant_id: campaign.tenant_id.clone(),
@@ -724,7 +821,12 @@ async fn expand_chunk(context: &Context, key: &str) -> Result<bool, StoreError> 
                 }
                 expansion.valid += 1;
                 let to = for_channel(e164, campaign.channel);
-                let id = ids::command_id(&campaign.tenant_id, &campaign.campaign_id, campaign.channel, &to);
+                let id = ids::command_id(
+                    &campaign.tenant_id,
+                    &campaign.campaign_id,
+                    campaign.channel,
+                    &to,
+                );
                 if seen.insert(id.clone()) {
                     documents.push(base(id, Some(to), initial, None));
                 }
@@ -737,7 +839,9 @@ async fn expand_chunk(context: &Context, key: &str) -> Result<bool, StoreError> 
         .filter_map(|document| document.to.as_deref())
         .map(|to| consent_key(&campaign.tenant_id, campaign.channel, to))
         .collect();
-    let opted_out = store.with_consent_status(&consent_keys, "opted_out").await?;
+    let opted_out = store
+        .with_consent_status(&consent_keys, "opted_out")
+        .await?;
     for document in &mut documents {
         if let Some(to) = document.to.as_deref() {
             if document.status == RecipientStatus::Pending

@@ -70,7 +70,8 @@ pub async fn run(
         Duration::from_secs(3),
     )
     .await?;
-    let kafka = KafkaConfig::new(config.common.kafka_bootstrap.clone()).with_client_id("caas-campaign");
+    let kafka =
+        KafkaConfig::new(config.common.kafka_bootstrap.clone()).with_client_id("caas-campaign");
     let producer = Producer::new(&kafka)?;
     let codec = Codec::new(config.common.schema_registry_url.clone())?;
     let publisher = publish::Publisher::new(producer.clone(), codec.clone());
@@ -116,7 +117,9 @@ where
         match start().await {
             Ok(()) if stop.is_cancelled() => return,
             Ok(()) => tracing::warn!(consumer = name, "consumer loop ended; restarting"),
-            Err(error) => tracing::error!(consumer = name, error = %error, "consumer loop failed; restarting"),
+            Err(error) => {
+                tracing::error!(consumer = name, error = %error, "consumer loop failed; restarting")
+            }
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -144,6 +147,7 @@ async fn workers(context: Arc<context::Context>, kafka: KafkaConfig, stop: Cance
         }
     }
     let prefix = context.config.group_prefix.clone();
+    let session_timeout = context.config.session_timeout;
     let dlq = context.publisher.producer().clone();
     let commands = {
         let (context, kafka, dlq, stop, group) = (
@@ -154,8 +158,15 @@ async fn workers(context: Arc<context::Context>, kafka: KafkaConfig, stop: Cance
             format!("{prefix}.commands"),
         );
         supervise("commands", stop.clone(), move || {
-            let config = ConsumerConfig::new(kafka.clone(), group.clone(), [topics::CAMPAIGN_COMMANDS]);
-            run_consumer(config, commands::CommandHandler::new(context.clone()), dlq.clone(), stop.clone())
+            let mut config =
+                ConsumerConfig::new(kafka.clone(), group.clone(), [topics::CAMPAIGN_COMMANDS]);
+            config.session_timeout = session_timeout;
+            run_consumer(
+                config,
+                commands::CommandHandler::new(context.clone()),
+                dlq.clone(),
+                stop.clone(),
+            )
         })
     };
     let tracking = {
@@ -167,11 +178,12 @@ async fn workers(context: Arc<context::Context>, kafka: KafkaConfig, stop: Cance
             format!("{prefix}.tracking"),
         );
         supervise("tracking", stop.clone(), move || {
-            let config = ConsumerConfig::new(
+            let mut config = ConsumerConfig::new(
                 kafka.clone(),
                 group.clone(),
                 [topics::OUTBOUND_RESULTS, topics::INBOUND_STATUSES],
             );
+            config.session_timeout = session_timeout;
             run_batch_consumer(
                 config,
                 BatchConfig::new(500, Duration::from_millis(100)),
@@ -190,12 +202,18 @@ async fn workers(context: Arc<context::Context>, kafka: KafkaConfig, stop: Cance
             format!("{prefix}.consent"),
         );
         supervise("consent", stop.clone(), move || {
-            let config = ConsumerConfig::new(
+            let mut config = ConsumerConfig::new(
                 kafka.clone(),
                 group.clone(),
                 [topics::INBOUND_MESSAGES, topics::CONVERSATION_EVENTS],
             );
-            run_consumer(config, consent::ConsentHandler::new(context.clone()), dlq.clone(), stop.clone())
+            config.session_timeout = session_timeout;
+            run_consumer(
+                config,
+                consent::ConsentHandler::new(context.clone()),
+                dlq.clone(),
+                stop.clone(),
+            )
         })
     };
     let emitter = emitter::run(context.clone(), stop.clone());

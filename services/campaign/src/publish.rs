@@ -55,16 +55,19 @@ impl Publisher {
         }
         let mut records = Vec::with_capacity(events.len());
         for event in events {
-            let payload = self
-                .codec
-                .encode(event)
-                .await
-                .map_err(|source| PublishError::Encode {
-                    topic: E::TOPIC,
-                    source,
-                })?;
+            let payload =
+                self.codec
+                    .encode(event)
+                    .await
+                    .map_err(|source| PublishError::Encode {
+                        topic: E::TOPIC,
+                        source,
+                    })?;
             let mut record = OutboundRecord::new(E::TOPIC, event.key(), payload);
-            if let Some(trace) = event.trace_parent().and_then(|text| TraceParent::parse(text).ok()) {
+            if let Some(trace) = event
+                .trace_parent()
+                .and_then(|text| TraceParent::parse(text).ok())
+            {
                 record = record.with_traceparent(&trace);
             }
             records.push(record);

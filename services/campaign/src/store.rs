@@ -78,11 +78,13 @@ fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
     match error.kind.as_ref() {
         ErrorKind::Write(mongodb::error::WriteFailure::WriteError(write)) => write.code == 11000,
         ErrorKind::Command(command) => command.code == 11000,
-        ErrorKind::InsertMany(insert) => insert
-            .write_errors
-            .as_ref()
-            .is_some_and(|errors| errors.iter().all(|error| error.code == 11000))
-            && insert.write_concern_error.is_none(),
+        ErrorKind::InsertMany(insert) => {
+            insert
+                .write_errors
+                .as_ref()
+                .is_some_and(|errors| errors.iter().all(|error| error.code == 11000))
+                && insert.write_concern_error.is_none()
+        }
         _ => error.to_string().contains("E11000"),
     }
 }
@@ -400,7 +402,7 @@ impl Store {
                     doc! { "key": { "campaign_key": 1, "seq": 1 }, "name": "campaign_seq" },
                     doc! { "key": { "tenant_id": 1, "channel": 1, "to": 1, "status": 1 }, "name": "customer" },
                     doc! { "key": { "provider_message_id": 1 }, "name": "provider_message_id",
-                           "partialFilterExpression": { "provider_message_id": { "$exists": true } } },
+                    "partialFilterExpression": { "provider_message_id": { "$exists": true } } },
                 ],
             ),
             (
@@ -447,7 +449,9 @@ impl Store {
             .find_one(doc! { "_id": key })
             .await
             .map_err(mongo("read a campaign"))?;
-        found.map(|document| from_document(CAMPAIGNS, document)).transpose()
+        found
+            .map(|document| from_document(CAMPAIGNS, document))
+            .transpose()
     }
 
     /// A tenant's campaigns, newest first, created before `before` (epoch ms) when given.
@@ -804,7 +808,9 @@ impl Store {
     /// How many recipients of a campaign are real (not invalid rows).
     pub async fn count_valid_recipients(&self, campaign_key: &str) -> Result<u64, StoreError> {
         self.collection(RECIPIENTS)
-            .count_documents(doc! { "campaign_key": campaign_key, "status": { "$ne": "skipped_invalid" } })
+            .count_documents(
+                doc! { "campaign_key": campaign_key, "status": { "$ne": "skipped_invalid" } },
+            )
             .await
             .map_err(mongo("count recipients"))
     }
@@ -825,7 +831,11 @@ impl Store {
     }
 
     /// Apply conditional status changes in bulk; returns how many applied.
-    pub async fn transition(&self, transitions: &[Transition], now: i64) -> Result<u64, StoreError> {
+    pub async fn transition(
+        &self,
+        transitions: &[Transition],
+        now: i64,
+    ) -> Result<u64, StoreError> {
         let mut applied = 0u64;
         for chunk in transitions.chunks(MAX_STATEMENTS) {
             let statements: Vec<Document> = chunk
@@ -1046,7 +1056,9 @@ impl Store {
     /// Forget stashed statuses once applied, or older than `before`.
     pub async fn drop_early(&self, ids: &[String], before: i64) -> Result<(), StoreError> {
         self.collection(EARLY_STATUSES)
-            .delete_many(doc! { "$or": [ { "_id": { "$in": ids } }, { "created_at": { "$lt": before } } ] })
+            .delete_many(
+                doc! { "$or": [ { "_id": { "$in": ids } }, { "created_at": { "$lt": before } } ] },
+            )
             .await
             .map_err(mongo("drop early statuses"))?;
         Ok(())

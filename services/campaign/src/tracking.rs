@@ -84,8 +84,14 @@ impl TrackingHandler {
         };
         let codec = &self.context.codec;
         let decoded = match record.topic.as_str() {
-            topics::OUTBOUND_RESULTS => codec.decode::<OutboundResult>(payload).await.map(Decoded::Result),
-            topics::INBOUND_STATUSES => codec.decode::<InboundStatus>(payload).await.map(Decoded::Status),
+            topics::OUTBOUND_RESULTS => codec
+                .decode::<OutboundResult>(payload)
+                .await
+                .map(Decoded::Result),
+            topics::INBOUND_STATUSES => codec
+                .decode::<InboundStatus>(payload)
+                .await
+                .map(Decoded::Status),
             _ => return Ok(Decoded::Other),
         };
         decoded.map_err(|error| {
@@ -267,8 +273,12 @@ impl BatchHandler for TrackingHandler {
                 .map_err(HandlerError::retryable)?;
         }
         let tracking = &metrics().tracking;
-        tracking.with_label_values(&["result"]).inc_by(applied_results);
-        tracking.with_label_values(&["status"]).inc_by(applied_statuses);
+        tracking
+            .with_label_values(&["result"])
+            .inc_by(applied_results);
+        tracking
+            .with_label_values(&["status"])
+            .inc_by(applied_statuses);
         Ok(outcomes)
     }
 }

@@ -48,7 +48,10 @@ async fn wait_for_consent(api: &Api, path: &str, check: impl Fn(&Value) -> bool)
         if check(&consent) {
             return consent;
         }
-        assert!(Instant::now() < deadline, "consent never matched: {consent}");
+        assert!(
+            Instant::now() < deadline,
+            "consent never matched: {consent}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -77,19 +80,29 @@ async fn a_malformed_csv_row_is_reported_by_line_and_the_rest_is_sent() {
         .map(|error| error["line"].as_i64().unwrap())
         .collect();
     assert_eq!(lines, vec![32, 33], "{upload}");
-    assert!(upload["errors"][0]["reason"].as_str().unwrap().contains("international"));
-    assert!(upload["errors"][1]["reason"].as_str().unwrap().contains("closing quote"));
+    assert!(upload["errors"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("international"));
+    assert!(upload["errors"][1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("closing quote"));
 
     let audience_id = upload["audience_id"].as_str().unwrap();
     let mut commands = Commands::from_now(&campaign_id);
-    api.create(campaign_body(&campaign_id, audience_id, 50.0)).await;
+    api.create(campaign_body(&campaign_id, audience_id, 50.0))
+        .await;
     commands.until(30).await;
     let campaign = wait_for_state(&api, &campaign_id, "completed").await;
     commands.poll().await;
 
     let by_recipient = commands.ids_by_recipient();
     let expected: HashSet<String> = numbers[..30].iter().map(|number| wa(number)).collect();
-    assert_eq!(by_recipient.keys().cloned().collect::<HashSet<_>>(), expected);
+    assert_eq!(
+        by_recipient.keys().cloned().collect::<HashSet<_>>(),
+        expected
+    );
     for (index, number) in numbers[..30].iter().enumerate() {
         let to = wa(number);
         assert_eq!(
@@ -103,13 +116,23 @@ async fn a_malformed_csv_row_is_reported_by_line_and_the_rest_is_sent() {
             .unwrap()
             .event;
         assert_eq!(command.origin, Origin::Campaign);
-        assert_eq!(command.business_id.as_deref(), Some(format!("biz-{campaign_id}").as_str()));
+        assert_eq!(
+            command.business_id.as_deref(),
+            Some(format!("biz-{campaign_id}").as_str())
+        );
         let Content::Template(template) = &command.content else {
             panic!("{command:?}");
         };
         assert_eq!(template.name, "spring_sale");
-        let expected_name = if index == 0 { "Name0" } else { &format!("Name{index}") };
-        assert_eq!(template.parameters[0].text, expected_name, "first row wins for a duplicate");
+        let expected_name = if index == 0 {
+            "Name0"
+        } else {
+            &format!("Name{index}")
+        };
+        assert_eq!(
+            template.parameters[0].text, expected_name,
+            "first row wins for a duplicate"
+        );
         assert_eq!(
             ids::parse_callback_data(command.callback_data.as_deref().unwrap()),
             Some((campaign_id.as_str(), command.command_id.as_str()))
@@ -117,9 +140,15 @@ async fn a_malformed_csv_row_is_reported_by_line_and_the_rest_is_sent() {
     }
     assert_eq!(campaign["audience"]["duplicates"], 1, "{campaign}");
     let invalid = api.recipients(&campaign_id, Some("skipped_invalid")).await;
-    let invalid_lines: Vec<i64> = invalid.iter().map(|row| row["line"].as_i64().unwrap()).collect();
+    let invalid_lines: Vec<i64> = invalid
+        .iter()
+        .map(|row| row["line"].as_i64().unwrap())
+        .collect();
     assert_eq!(invalid_lines, vec![32, 33, 35], "{invalid:?}");
-    assert!(invalid[2]["reason"].as_str().unwrap().contains("{{first_name}}"));
+    assert!(invalid[2]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("{{first_name}}"));
     let counts = &campaign["counts"];
     assert_eq!(counts["audience"], 33, "{campaign}");
     assert_eq!(counts["skipped"], 3, "{campaign}");
@@ -139,13 +168,20 @@ async fn pause_stops_sending_within_a_second_resume_continues_and_cancel_marks_t
     let (status, upload) = api.upload_csv(csv_of(&numbers), 4096).await;
     assert_eq!(status, 201, "{upload}");
     let mut commands = Commands::from_now(&campaign_id);
-    api.create(campaign_body(&campaign_id, upload["audience_id"].as_str().unwrap(), 20.0))
-        .await;
+    api.create(campaign_body(
+        &campaign_id,
+        upload["audience_id"].as_str().unwrap(),
+        20.0,
+    ))
+    .await;
     commands.until(10).await;
 
     let paused_at = now_ms();
     let (status, answer) = api
-        .post(&format!("/api/v1/campaigns/{campaign_id}/pause"), json!({"reason": "test"}))
+        .post(
+            &format!("/api/v1/campaigns/{campaign_id}/pause"),
+            json!({"reason": "test"}),
+        )
         .await;
     assert_eq!(status, 202, "{answer}");
     wait_for_state(&api, &campaign_id, "paused").await;
@@ -158,17 +194,26 @@ async fn pause_stops_sending_within_a_second_resume_continues_and_cancel_marks_t
         .map(|seen| seen.timestamp_ms)
         .filter(|timestamp| *timestamp > paused_at + 1000)
         .collect();
-    assert!(late.is_empty(), "commands more than a second after the pause: {late:?}");
+    assert!(
+        late.is_empty(),
+        "commands more than a second after the pause: {late:?}"
+    );
     let sent_while_running = commands.seen.len();
     assert!(sent_while_running < numbers.len());
 
     let (status, _) = api
-        .post(&format!("/api/v1/campaigns/{campaign_id}/resume"), json!({}))
+        .post(
+            &format!("/api/v1/campaigns/{campaign_id}/resume"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 202);
     commands.until(sent_while_running + 20).await;
     let (status, _) = api
-        .post(&format!("/api/v1/campaigns/{campaign_id}/cancel"), json!({"reason": "enough"}))
+        .post(
+            &format!("/api/v1/campaigns/{campaign_id}/cancel"),
+            json!({"reason": "enough"}),
+        )
         .await;
     assert_eq!(status, 202);
     wait_for_state(&api, &campaign_id, "cancelled").await;
@@ -176,12 +221,19 @@ async fn pause_stops_sending_within_a_second_resume_continues_and_cancel_marks_t
     tokio::time::sleep(Duration::from_millis(1500)).await;
     commands.poll().await;
     assert!(
-        commands.seen.iter().all(|seen| seen.timestamp_ms <= cancelled_at + 1000),
+        commands
+            .seen
+            .iter()
+            .all(|seen| seen.timestamp_ms <= cancelled_at + 1000),
         "nothing is sent once cancelled"
     );
 
     let by_recipient = commands.ids_by_recipient();
-    assert_eq!(by_recipient.len(), commands.seen.len(), "no recipient was sent twice");
+    assert_eq!(
+        by_recipient.len(),
+        commands.seen.len(),
+        "no recipient was sent twice"
+    );
     let recipients = api.recipients(&campaign_id, None).await;
     assert_eq!(recipients.len(), numbers.len());
     let mut cancelled = 0;
@@ -191,15 +243,24 @@ async fn pause_stops_sending_within_a_second_resume_continues_and_cancel_marks_t
             "pending" => panic!("{to} is still pending after the cancel"),
             "cancelled" => {
                 cancelled += 1;
-                assert!(!by_recipient.contains_key(to), "{to} was sent and cancelled");
+                assert!(
+                    !by_recipient.contains_key(to),
+                    "{to} was sent and cancelled"
+                );
             }
-            _ => assert!(by_recipient.contains_key(to), "{to} has a status but no command"),
+            _ => assert!(
+                by_recipient.contains_key(to),
+                "{to} has a status but no command"
+            ),
         }
     }
     assert_eq!(cancelled + by_recipient.len(), numbers.len());
     assert!(cancelled > 0);
     let (status, refused) = api
-        .post(&format!("/api/v1/campaigns/{campaign_id}/resume"), json!({}))
+        .post(
+            &format!("/api/v1/campaigns/{campaign_id}/resume"),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 202, "{refused}");
 }
@@ -215,8 +276,12 @@ async fn a_customer_who_sends_stop_mid_campaign_gets_nothing_after_the_opt_out_i
     let mut commands = Commands::from_now(&campaign_id);
     let replies = TopicReader::from_now(caas_events::topics::OUTBOUND_COMMANDS);
     let changes = TopicReader::from_now(caas_events::topics::CONVERSATION_EVENTS);
-    api.create(campaign_body(&campaign_id, upload["audience_id"].as_str().unwrap(), 25.0))
-        .await;
+    api.create(campaign_body(
+        &campaign_id,
+        upload["audience_id"].as_str().unwrap(),
+        25.0,
+    ))
+    .await;
     commands.until(5).await;
 
     let event_id = format!("stop-{}", short_id());
@@ -240,9 +305,11 @@ async fn a_customer_who_sends_stop_mid_campaign_gets_nothing_after_the_opt_out_i
         }),
     };
     produce(&stop).await;
-    let consent = wait_for_consent(&api, &format!("/api/v1/consents/whatsapp/{customer}"), |consent| {
-        consent["status"] == "opted_out"
-    })
+    let consent = wait_for_consent(
+        &api,
+        &format!("/api/v1/consents/whatsapp/{customer}"),
+        |consent| consent["status"] == "opted_out",
+    )
     .await;
     let recorded_at = consent["recorded_at"].as_i64().unwrap();
     assert_eq!(consent["history"][0]["keyword"], "STOP");
@@ -260,7 +327,9 @@ async fn a_customer_who_sends_stop_mid_campaign_gets_nothing_after_the_opt_out_i
         "campaign message after the opt-out was recorded at {recorded_at}: {to_customer:?}"
     );
     assert_eq!(commands.ids_by_recipient().len(), numbers.len() - 1);
-    let skipped = api.recipients(&campaign_id, Some("skipped_opted_out")).await;
+    let skipped = api
+        .recipients(&campaign_id, Some("skipped_opted_out"))
+        .await;
     assert_eq!(skipped.len(), 1);
     assert_eq!(skipped[0]["to"], customer.as_str());
 
@@ -268,31 +337,46 @@ async fn a_customer_who_sends_stop_mid_campaign_gets_nothing_after_the_opt_out_i
     let confirmation_id = ids::confirmation_command_id(&event_id);
     let deadline = Instant::now() + WAIT;
     let confirmation = loop {
-        let batch = replies.drain::<OutboundCommand>(Duration::from_millis(200)).await;
+        let batch = replies
+            .drain::<OutboundCommand>(Duration::from_millis(200))
+            .await;
         if let Some(found) = batch
             .into_iter()
             .find(|seen| seen.event.command_id == confirmation_id)
         {
             break found.event;
         }
-        assert!(Instant::now() < deadline, "no confirmation on outbound.commands.v1");
+        assert!(
+            Instant::now() < deadline,
+            "no confirmation on outbound.commands.v1"
+        );
     };
     assert_eq!(confirmation.origin, Origin::Bot);
     assert_eq!(confirmation.to, customer);
-    assert_eq!(confirmation.business_id.as_deref(), Some(format!("biz-{campaign_id}").as_str()));
+    assert_eq!(
+        confirmation.business_id.as_deref(),
+        Some(format!("biz-{campaign_id}").as_str())
+    );
     let Content::Text(text) = &confirmation.content else {
         panic!("{confirmation:?}")
     };
     assert!(text.body.contains("unsubscribed"), "{}", text.body);
-    let opted_out = changes.drain::<ConversationEvent>(Duration::from_millis(500)).await;
-    assert!(opted_out.iter().any(|seen| seen.event.event_id == ids::consent_event_id(&event_id)
-        && seen.event.kind == ConversationEventKind::OptedOut));
+    let opted_out = changes
+        .drain::<ConversationEvent>(Duration::from_millis(500))
+        .await;
+    assert!(opted_out.iter().any(
+        |seen| seen.event.event_id == ids::consent_event_id(&event_id)
+            && seen.event.kind == ConversationEventKind::OptedOut
+    ));
 
     // START opts in again; an RCS UNSUBSCRIBE (from ingest) opts out on that channel only.
     let mut start = stop.clone();
     start.event_id = format!("start-{}", short_id());
     start.occurred_at = now_ms();
-    start.content = Content::Text(Text { body: "start".into(), preview_url: false });
+    start.content = Content::Text(Text {
+        body: "start".into(),
+        preview_url: false,
+    });
     produce(&start).await;
     let rcs_customer = format!("+{customer}");
     let unsubscribe = ConversationEvent {
@@ -311,10 +395,16 @@ async fn a_customer_who_sends_stop_mid_campaign_gets_nothing_after_the_opt_out_i
         reason: Some("RBM UNSUBSCRIBE user event".into()),
     };
     produce(&unsubscribe).await;
-    wait_for_consent(&api, &format!("/api/v1/consents/whatsapp/{customer}"), |consent| {
-        consent["status"] == "opted_in"
-            && consent["history"].as_array().is_some_and(|history| history.len() == 2)
-    })
+    wait_for_consent(
+        &api,
+        &format!("/api/v1/consents/whatsapp/{customer}"),
+        |consent| {
+            consent["status"] == "opted_in"
+                && consent["history"]
+                    .as_array()
+                    .is_some_and(|history| history.len() == 2)
+        },
+    )
     .await;
     let rcs = wait_for_consent(
         &api,
@@ -336,26 +426,43 @@ async fn ten_thousand_recipients_are_sent_once_each_at_the_configured_rate() {
     assert_eq!(status, 201, "{upload}");
     assert_eq!(upload["valid"], count);
     let mut commands = Commands::from_now(&campaign_id);
-    api.create(campaign_body(&campaign_id, upload["audience_id"].as_str().unwrap(), rate))
-        .await;
+    api.create(campaign_body(
+        &campaign_id,
+        upload["audience_id"].as_str().unwrap(),
+        rate,
+    ))
+    .await;
     commands.until(count).await;
     wait_for_state(&api, &campaign_id, "completed").await;
     commands.poll().await;
 
     let by_recipient = commands.ids_by_recipient();
     assert_eq!(by_recipient.len(), count, "every recipient exactly once");
-    let distinct: HashSet<&String> = commands.seen.iter().map(|seen| &seen.event.command_id).collect();
+    let distinct: HashSet<&String> = commands
+        .seen
+        .iter()
+        .map(|seen| &seen.event.command_id)
+        .collect();
     assert_eq!(distinct.len(), count);
-    // The rate, on the commands' own timestamps: in no second more than the rate plus one
-    // tick's burst (50 ms at 250/s = 13), plus one for rounding at the window's edge.
-    let burst = (rate * 0.05_f64).ceil() as usize;
+    // The rate, on the commands' own timestamps: no second holds more than the rate (the
+    // Kafka timestamps are taken a moment later, when the record is handed to the producer).
     let produced: Vec<i64> = commands.seen.iter().map(|seen| seen.timestamp_ms).collect();
-    let emitted: Vec<i64> = commands.seen.iter().map(|seen| seen.event.occurred_at).collect();
+    let emitted: Vec<i64> = commands
+        .seen
+        .iter()
+        .map(|seen| seen.event.occurred_at)
+        .collect();
     let worst_produced = max_in_window(produced, 1000);
     let worst_emitted = max_in_window(emitted, 1000);
-    assert!(worst_emitted <= rate as usize + burst + 1, "{worst_emitted} in one second");
-    assert!(worst_produced <= rate as usize + burst + 1, "{worst_produced} in one second");
-    eprintln!("10k campaign: at most {worst_emitted} commands in any second (rate {rate}/s, burst {burst})");
+    assert!(
+        worst_emitted <= rate as usize,
+        "{worst_emitted} in one second"
+    );
+    assert!(
+        worst_produced <= rate as usize + 5,
+        "{worst_produced} in one second"
+    );
+    eprintln!("10k campaign: at most {worst_emitted} commands in any second (rate {rate}/s)");
 
     // With the stack's sender running, every recipient reaches a final state (this test's
     // tenant is unknown to it, so each send fails with its reason; with the provider
@@ -364,7 +471,7 @@ async fn ten_thousand_recipients_are_sent_once_each_at_the_configured_rate() {
         .await
         .is_ok_and(|response| response.status().is_success());
     if sender_up {
-            let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + WAIT;
         loop {
             let counts = api.campaign(&campaign_id).await["counts"].clone();
             if counts["queued"] == 0 && counts["sent"] == counts["delivered"] {
@@ -374,9 +481,67 @@ async fn ten_thousand_recipients_are_sent_once_each_at_the_configured_rate() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let failed = api.recipients(&campaign_id, Some("failed")).await;
-        assert!(failed.iter().all(|recipient| recipient["reason"].is_string()));
-        eprintln!("10k campaign: every recipient final ({} failed with a reason)", failed.len());
+        assert!(failed
+            .iter()
+            .all(|recipient| recipient["reason"].is_string()));
+        eprintln!(
+            "10k campaign: every recipient final ({} failed with a reason)",
+            failed.len()
+        );
     } else {
         eprintln!("10k campaign: no sender on 127.0.0.1:9105; final states not checked");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_its_sending_hours_a_campaign_sends_nothing_and_says_when_it_will() {
+    use chrono::{Datelike, Duration as Days, Utc};
+    let api = Api::new(service());
+    let numbers = numbers(5);
+    let campaign_id = format!("hours-{}", short_id());
+    let (status, upload) = api.upload_csv(csv_of(&numbers), 4096).await;
+    assert_eq!(status, 201, "{upload}");
+    // Only tomorrow (UTC), all day: closed today.
+    let tomorrow = Utc::now().date_naive() + Days::days(1);
+    let weekday = tomorrow.weekday().to_string().to_lowercase();
+    let weekday = match weekday.as_str() {
+        "mon" => "monday",
+        "tue" => "tuesday",
+        "wed" => "wednesday",
+        "thu" => "thursday",
+        "fri" => "friday",
+        "sat" => "saturday",
+        _ => "sunday",
+    };
+    let mut body = campaign_body(&campaign_id, upload["audience_id"].as_str().unwrap(), 50.0);
+    body["timezone"] = json!("UTC");
+    body["sending_window"] = json!({ "start": "00:00", "end": "24:00", "days": [weekday] });
+    let mut commands = Commands::from_now(&campaign_id);
+    api.create(body).await;
+    // Give the lane every chance to send (it would within a few hundred ms).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    commands.poll().await;
+    assert!(
+        commands.seen.is_empty(),
+        "sent outside the window: {}",
+        commands.seen.len()
+    );
+    let campaign = api.campaign(&campaign_id).await;
+    assert_eq!(campaign["state"], "scheduled", "{campaign}");
+    assert_eq!(campaign["sending_now"], false);
+    let midnight = tomorrow
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    assert_eq!(campaign["next_send_at"], midnight, "{campaign}");
+    assert_eq!(campaign["counts"]["queued"], 5, "{campaign}");
+    let (status, _) = api
+        .post(
+            &format!("/api/v1/campaigns/{campaign_id}/cancel"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    wait_for_state(&api, &campaign_id, "cancelled").await;
 }

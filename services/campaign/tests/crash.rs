@@ -24,7 +24,10 @@ fn free_port() -> u16 {
 fn start(port: u16, instance: &str) -> Child {
     let pairs = environment(&[
         ("CAAS_CAMPAIGN_OPS_ADDR", format!("127.0.0.1:{port}")),
-        ("CAAS_CAMPAIGN_GROUP_PREFIX", "caas-campaign-crash".to_string()),
+        (
+            "CAAS_CAMPAIGN_GROUP_PREFIX",
+            "caas-campaign-crash".to_string(),
+        ),
         ("CAAS_CAMPAIGN_INSTANCE_ID", instance.to_string()),
     ]);
     Command::new(env!("CARGO_BIN_EXE_caas-campaign"))
@@ -64,22 +67,33 @@ async fn a_killed_worker_resumes_without_skipping_or_sending_twice() {
     let (status, upload) = api.upload_csv(csv_of(&numbers), 8192).await;
     assert_eq!(status, 201, "{upload}");
     let mut commands = Commands::from_now(&campaign_id);
-    api.create(campaign_body(&campaign_id, upload["audience_id"].as_str().unwrap(), 100.0))
-        .await;
+    api.create(campaign_body(
+        &campaign_id,
+        upload["audience_id"].as_str().unwrap(),
+        100.0,
+    ))
+    .await;
     commands.until(150).await;
 
     child.kill().expect("SIGKILL"); // std's kill is SIGKILL on Unix
     child.wait().unwrap();
     commands.poll().await;
     let before_kill = commands.seen.len();
-    assert!(before_kill < count, "killed mid-campaign ({before_kill} of {count} sent)");
+    assert!(
+        before_kill < count,
+        "killed mid-campaign ({before_kill} of {count} sent)"
+    );
 
     let mut child = start(port, &instance);
     wait_ready(port).await;
     let deadline = Instant::now() + WAIT;
     loop {
         commands.poll().await;
-        let distinct: HashSet<&str> = commands.seen.iter().map(|seen| seen.event.to.as_str()).collect();
+        let distinct: HashSet<&str> = commands
+            .seen
+            .iter()
+            .map(|seen| seen.event.to.as_str())
+            .collect();
         if distinct.len() == count {
             break;
         }
@@ -101,9 +115,19 @@ async fn a_killed_worker_resumes_without_skipping_or_sending_twice() {
 
     let by_recipient = commands.ids_by_recipient(); // panics on two ids for one recipient
     assert_eq!(by_recipient.len(), count, "every recipient exactly once");
-    let expected: HashSet<String> = numbers.iter().map(|number| number.trim_start_matches('+').to_string()).collect();
-    assert_eq!(by_recipient.keys().cloned().collect::<HashSet<_>>(), expected);
-    let distinct_ids: HashSet<&str> = commands.seen.iter().map(|seen| seen.event.command_id.as_str()).collect();
+    let expected: HashSet<String> = numbers
+        .iter()
+        .map(|number| number.trim_start_matches('+').to_string())
+        .collect();
+    assert_eq!(
+        by_recipient.keys().cloned().collect::<HashSet<_>>(),
+        expected
+    );
+    let distinct_ids: HashSet<&str> = commands
+        .seen
+        .iter()
+        .map(|seen| seen.event.command_id.as_str())
+        .collect();
     assert_eq!(distinct_ids.len(), count);
     eprintln!(
         "crash test: {} records for {count} recipients ({} re-produced with the same id after the kill)",

@@ -31,6 +31,10 @@ pub struct Config {
     /// `CAAS_GATEWAY_SEQ_WAIT_MS`: how long a record may wait for the logger to assign its
     /// conversation `seq` before it is emitted without one (default 3000).
     pub seq_wait: Duration,
+    /// `CAAS_LOGGER_GROUP_ID`: the logger's consumer group (default `caas-logger`, the same
+    /// variable the logger reads); once it committed past a record that has no `seq`, none
+    /// will come and the gateway stops waiting.
+    pub logger_group: String,
 }
 
 impl Config {
@@ -65,6 +69,7 @@ impl Config {
             offset_reset,
             redis_prefix,
             seq_wait: env.millis("CAAS_GATEWAY_SEQ_WAIT_MS", 3_000)?,
+            logger_group: env.string("CAAS_LOGGER_GROUP_ID", "caas-logger"),
         })
     }
 

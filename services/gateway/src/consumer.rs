@@ -2,26 +2,33 @@
 //! (`CAAS_GATEWAY_CONSUMER_GROUP`), so each record is handled by exactly one instance, which
 //! emits it through the Redis adapter to the matching sockets of every instance.
 //!
-//! For each record: decode it (undecodable → DLQ, as everywhere), look up the conversation
-//! `seq` the logger assigned to it, decide the emits ([`crate::domain::fanout`]), emit.
+//! Records come in batches (caas-kafka's batch loop: up to [`BATCH_MAX_RECORDS`], collected
+//! for at most [`BATCH_MAX_WAIT`] after the first). For each batch: decode every record
+//! (undecodable → DLQ, as everywhere), look up the conversation `seq` the logger assigned to
+//! each event — one MongoDB query for the whole batch, repeated for the ones still missing —
+//! decide the emits ([`crate::domain::fanout`]) and emit them in batch order, which keeps the
+//! order of every partition and so of every conversation.
 //!
 //! **Waiting for `seq`.** The logger consumes the same topics in its own group and is the only
-//! authority for a conversation's sequence. The gateway reads the logger's `events` document
-//! for the record's event id, retrying with backoff (20 ms doubling to 250 ms) for at most
-//! `CAAS_GATEWAY_SEQ_WAIT_MS` (3 s). When the logger has not written it by then, the event is
-//! emitted with `"seq": null` rather than stalling the partition: clients treat such events as
-//! unsequenced and fetch the thread by `after_seq` on their next sequenced event or reconnect.
-//! After three lookups in a row that ran out of time (the logger is down or far behind), the
-//! gateway waits a tenth of that per record until a lookup succeeds again, so a missing logger
-//! costs operators the `seq`, never their live updates, and a logger that is back (its batches
-//! take ~100 ms) is found again.
+//! authority for a conversation's sequence. The gateway re-reads the logger's `events`
+//! documents with backoff (20 ms doubling to 250 ms) for at most `CAAS_GATEWAY_SEQ_WAIT_MS`
+//! (3 s) per batch. An event the logger has not stored by then is emitted with `"seq": null`
+//! rather than stalling the partition: clients apply it and fetch the thread by `after_seq` on
+//! their next sequenced event or reconnect. Some events never get a `seq` although the logger
+//! is healthy (it processed and dropped them, e.g. an erased customer's): once the logger's
+//! consumer group committed past the record ([`crate::progress`]), the wait for it ends at once.
+//! After three batches in a row that ran out of time (the logger is down or far behind), the
+//! gateway waits a tenth of that until a lookup succeeds again, so a missing logger costs
+//! operators the `seq`, never their live updates.
 //!
 //! **Emitting.** An emit publishes to Redis first, then delivers locally. If Redis does not
 //! take it (after two quick retries) the event is delivered to this instance's sockets only
 //! and counted as `scope="local"`; operators on other instances catch up through the REST API.
-//! An emit never fails the record: the durable history is the logger's, the fan-out is a
-//! notification of it.
+//! An emit never fails a record: the durable history is the logger's, the fan-out is a
+//! notification of it. Only a server that is shutting down fails the batch (retryable), so
+//! its records are redelivered to the instance that takes over.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -30,107 +37,198 @@ use caas_events::model::{
     OutboundResult, PresenceUpdate,
 };
 use caas_events::{topics, Codec, DecodeError, Event};
-use caas_kafka::{Handler, HandlerError, Record};
+use caas_kafka::{BatchHandler, HandlerError, Record, RecordOutcome};
 use socketioxide::BroadcastError;
 
 use crate::domain::fanout::{self, Emission, Enrichment, Incoming};
 use crate::metrics::metrics;
+use crate::progress::LoggerProgress;
 use crate::realtime::Io;
 use crate::store::Store;
 
-/// Lookups in a row that ran out of time before the gateway stops waiting for `seq`.
+/// The most records handled at once.
+pub const BATCH_MAX_RECORDS: usize = 500;
+
+/// How long a batch keeps collecting after its first record: the latency it adds.
+pub const BATCH_MAX_WAIT: Duration = Duration::from_millis(10);
+
+/// Batches in a row whose wait ran out before the gateway waits less for `seq`.
 const MISSES_BEFORE_DEGRADED: u32 = 3;
 
-/// The consumer group's record handler.
+/// How long a lookup waits before asking whether the logger already passed a record.
+const PROGRESS_CHECK_AFTER: Duration = Duration::from_millis(200);
+
+/// The consumer group's batch handler.
 pub struct FanoutHandler {
     io: Io,
     codec: Codec,
     store: Store,
+    progress: LoggerProgress,
     seq_wait: Duration,
-    /// Consecutive `seq` lookups that ran out of time.
+    /// Consecutive batches whose `seq` wait ran out.
     misses: AtomicU32,
 }
 
+/// What the logger stored for the events of a batch: event id → (seq, changed message).
+type Sequenced = HashMap<String, (i64, Option<String>)>;
+
 impl FanoutHandler {
     /// A handler emitting through `io`.
-    pub fn new(io: Io, codec: Codec, store: Store, seq_wait: Duration) -> Self {
+    pub fn new(
+        io: Io,
+        codec: Codec,
+        store: Store,
+        progress: LoggerProgress,
+        seq_wait: Duration,
+    ) -> Self {
         Self {
             io,
             codec,
             store,
+            progress,
             seq_wait,
             misses: AtomicU32::new(0),
         }
     }
 
-    async fn enrich(&self, incoming: &Incoming) -> Enrichment {
-        if !incoming.has_seq() {
-            return Enrichment::default();
+    /// The `seq` of every event of the batch that has one, waiting (bounded) for the logger.
+    async fn wait_for_seqs(&self, waiting: Vec<(&Record, &Incoming)>) -> Sequenced {
+        let mut found = Sequenced::new();
+        if waiting.is_empty() {
+            return found;
         }
-        let Some((seq, message_id)) = self.wait_for_seq(incoming.event_id()).await else {
-            return Enrichment::default();
-        };
-        let key = incoming.conversation_key();
-        let conversation = if incoming.changes_conversation() {
-            match self.store.conversation(key).await {
-                // A snapshot older than the event would undo it on the client.
-                Ok(Some(snapshot)) if snapshot.seq.is_some_and(|at| at >= seq) => Some(snapshot),
-                Ok(_) => None,
-                Err(error) => {
-                    tracing::warn!(error = %error, "cannot read the conversation snapshot");
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        Enrichment {
-            seq: Some(seq),
-            conversation,
-            message_id,
-        }
-    }
-
-    async fn wait_for_seq(&self, event_id: &str) -> Option<(i64, Option<String>)> {
         let budget = if self.misses.load(Ordering::Relaxed) >= MISSES_BEFORE_DEGRADED {
             self.seq_wait / 10
         } else {
             self.seq_wait
         };
-        let deadline = Instant::now() + budget;
+        let started = Instant::now();
+        let deadline = started + budget;
         let mut delay = Duration::from_millis(20);
+        let mut skipped: HashSet<&str> = HashSet::new();
         let mut failed = false;
         loop {
-            match self.store.event_seq(event_id).await {
-                Ok(Some(found)) => {
-                    self.misses.store(0, Ordering::Relaxed);
-                    metrics().seq_lookups.with_label_values(&["found"]).inc();
-                    return Some(found);
-                }
-                Ok(None) => {}
+            let missing: Vec<&str> = waiting
+                .iter()
+                .map(|(_, incoming)| incoming.event_id())
+                .filter(|id| !found.contains_key(*id) && !skipped.contains(id))
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            match self.store.event_seqs(&missing).await {
+                Ok(stored) => found.extend(stored),
                 Err(error) => {
                     if !failed {
-                        tracing::warn!(error = %error, "cannot look up the event's seq");
+                        tracing::warn!(error = %error, "cannot look up the events' seq");
                     }
                     failed = true;
                 }
             }
-            if Instant::now() + delay > deadline {
+            if started.elapsed() >= PROGRESS_CHECK_AFTER {
+                for (record, incoming) in &waiting {
+                    let id = incoming.event_id();
+                    if found.contains_key(id) || skipped.contains(id) {
+                        continue;
+                    }
+                    if self
+                        .progress
+                        .passed(&record.topic, record.partition, record.offset)
+                        .await
+                    {
+                        // The logger is done with this record and stored no seq: none will
+                        // come.
+                        skipped.insert(id);
+                    }
+                }
+            }
+            let still_missing = waiting
+                .iter()
+                .filter(|(_, incoming)| {
+                    !found.contains_key(incoming.event_id())
+                        && !skipped.contains(incoming.event_id())
+                })
+                .count();
+            if still_missing == 0 || Instant::now() + delay > deadline {
                 break;
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(250));
         }
-        let misses = self.misses.fetch_add(1, Ordering::Relaxed) + 1;
-        if misses == MISSES_BEFORE_DEGRADED {
-            tracing::warn!(
-                wait_ms = self.seq_wait.as_millis() as u64,
-                "the logger has not assigned seq to {MISSES_BEFORE_DEGRADED} events in a row; waiting less until it does again"
-            );
+
+        let lookups = &metrics().seq_lookups;
+        let missing = waiting.len() - found.len() - skipped.len();
+        lookups
+            .with_label_values(&["found"])
+            .inc_by(found.len() as u64);
+        lookups
+            .with_label_values(&["skipped"])
+            .inc_by(skipped.len() as u64);
+        lookups
+            .with_label_values(&[if failed { "error" } else { "missing" }])
+            .inc_by(missing as u64);
+        if missing == 0 {
+            self.misses.store(0, Ordering::Relaxed);
+        } else if found.is_empty() {
+            let misses = self.misses.fetch_add(1, Ordering::Relaxed) + 1;
+            if misses == MISSES_BEFORE_DEGRADED {
+                tracing::warn!(
+                    wait_ms = self.seq_wait.as_millis() as u64,
+                    "the logger assigned no seq in {MISSES_BEFORE_DEGRADED} batches in a row; waiting less until it does again"
+                );
+            }
+        } else {
+            // Some found: the logger works; the rest were just late.
+            self.misses.store(0, Ordering::Relaxed);
         }
-        let outcome = if failed { "error" } else { "missing" };
-        metrics().seq_lookups.with_label_values(&[outcome]).inc();
-        None
+        found
+    }
+
+    /// What the logger knows about every decoded record of the batch, in batch order.
+    async fn enrich(&self, batch: &[(&Record, Incoming)]) -> Vec<Enrichment> {
+        let waiting: Vec<(&Record, &Incoming)> = batch
+            .iter()
+            .filter(|(_, incoming)| incoming.has_seq())
+            .map(|(record, incoming)| (*record, incoming))
+            .collect();
+        let sequenced = self.wait_for_seqs(waiting).await;
+        let keys: Vec<&str> = batch
+            .iter()
+            .filter(|(_, incoming)| {
+                incoming.changes_conversation() && sequenced.contains_key(incoming.event_id())
+            })
+            .map(|(_, incoming)| incoming.conversation_key())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let snapshots = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            self.store
+                .conversations_by_key(&keys)
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::warn!(error = %error, "cannot read the conversation snapshots");
+                    HashMap::new()
+                })
+        };
+        batch
+            .iter()
+            .map(|(_, incoming)| match sequenced.get(incoming.event_id()) {
+                None => Enrichment::default(),
+                Some((seq, message_id)) => Enrichment {
+                    seq: Some(*seq),
+                    message_id: message_id.clone(),
+                    // A snapshot older than the event would undo it on the client.
+                    conversation: incoming
+                        .changes_conversation()
+                        .then(|| snapshots.get(incoming.conversation_key()))
+                        .flatten()
+                        .filter(|snapshot| snapshot.seq.is_some_and(|at| at >= *seq))
+                        .cloned(),
+                },
+            })
+            .collect()
     }
 
     async fn emit(
@@ -142,7 +240,7 @@ impl FanoutHandler {
         let mut attempt: u32 = 0;
         let scope = loop {
             // `of` (unlike `to`) does not panic once the server closed its namespace on
-            // shutdown; the record then stays unstored and is redelivered to another member.
+            // shutdown; the batch then stays unstored and is redelivered to another member.
             let namespace = self
                 .io
                 .of("/")
@@ -189,17 +287,42 @@ impl FanoutHandler {
     }
 }
 
-impl Handler for FanoutHandler {
-    async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
-        let Some(payload) = record.payload.as_deref() else {
-            return Ok(());
-        };
-        let incoming = decode(&self.codec, &record.topic, payload).await?;
-        let enrichment = self.enrich(&incoming).await;
-        for emission in fanout::emissions(&incoming, &enrichment) {
-            self.emit(&emission, record.timestamp_ms).await?;
+impl BatchHandler for FanoutHandler {
+    async fn handle_batch(&self, records: &[Record]) -> Result<Vec<RecordOutcome>, HandlerError> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        let mut decoded: Vec<(&Record, Incoming)> = Vec::with_capacity(records.len());
+        for record in records {
+            let Some(payload) = record.payload.as_deref() else {
+                outcomes.push(RecordOutcome::Done);
+                continue;
+            };
+            match decode(&self.codec, &record.topic, payload).await {
+                Ok(incoming) => {
+                    decoded.push((record, incoming));
+                    outcomes.push(RecordOutcome::Done);
+                }
+                Err(HandlerError::Poison(reason)) => outcomes.push(RecordOutcome::Poison(reason)),
+                // The registry is unreachable: the whole batch is tried again.
+                Err(retryable) => return Err(retryable),
+            }
         }
-        Ok(())
+        let started = Instant::now();
+        let enrichments = self.enrich(&decoded).await;
+        tracing::debug!(
+            records = records.len(),
+            sequenced = enrichments
+                .iter()
+                .filter(|found| found.seq.is_some())
+                .count(),
+            lookup_ms = started.elapsed().as_millis() as u64,
+            "fanning out a batch"
+        );
+        for ((record, incoming), enrichment) in decoded.iter().zip(&enrichments) {
+            for emission in fanout::emissions(incoming, enrichment) {
+                self.emit(&emission, record.timestamp_ms).await?;
+            }
+        }
+        Ok(outcomes)
     }
 }
 

@@ -6,7 +6,8 @@
 //! - Edges: [`consumer`] (the one consumer group of all instances: decode, wait for the
 //!   logger's `seq`, emit), [`realtime`] (socket.io handlers and acks), [`http`] (REST API,
 //!   OpenAPI, dashboard files), [`store`] (the logger's MongoDB documents), [`adapter`] (a
-//!   reconnecting Redis driver for the socket.io adapter), [`metrics`], [`Config`].
+//!   reconnecting Redis driver for the socket.io adapter), [`progress`] (how far the logger
+//!   got), [`metrics`], [`Config`].
 //!
 //! `run` is the whole service: `main` only reads the configuration and hands it over with the
 //! shutdown token, so tests start the very same service in-process. `EVENTS.md` documents the
@@ -19,6 +20,7 @@ pub mod consumer;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod progress;
 pub mod realtime;
 mod service;
 pub mod state;

@@ -21,8 +21,8 @@ pub struct Metrics {
     /// `caas_gateway_fanout_latency_seconds{event}`: from the record's Kafka timestamp to its
     /// emit.
     pub fanout_latency: HistogramVec,
-    /// `caas_gateway_seq_lookups_total{outcome}`: `found`, `missing` (emitted without seq) or
-    /// `error`.
+    /// `caas_gateway_seq_lookups_total{outcome}`: `found`, `skipped` (the logger passed the
+    /// record without a seq), `missing` (the wait ran out) or `error`.
     pub seq_lookups: IntCounterVec,
     /// `caas_gateway_client_events_total{event,outcome}`: operator actions by outcome
     /// (`ok`, `rejected`, `unavailable`).

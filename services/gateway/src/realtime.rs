@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use socketioxide::adapter::Emitter;
 use socketioxide::extract::{AckSender, Extension, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
+use socketioxide::socket::DisconnectReason;
 use socketioxide::SocketIo;
 use socketioxide_redis::CustomRedisAdapter;
 
@@ -63,6 +64,9 @@ enum Refusal {
     /// Kafka or the registry did not take it; the client may retry.
     #[error("not published, try again: {0}")]
     Unavailable(#[from] PublishError),
+    /// Too many events from this socket.
+    #[error("rate limited: more than {EVENTS_PER_SECOND} events per second; slow down")]
+    RateLimited,
 }
 
 /// Register the default namespace: the auth middleware and the connect handler. Resolves once
@@ -146,6 +150,7 @@ async fn on_connect(
 
     let session_ended = CancellationToken::new();
     socket.extensions.insert(session_ended.clone());
+    socket.extensions.insert(Allowance::new());
     expire_at_token_end(socket.clone(), claims.exp, session_ended);
 
     let _ = socket.emit(
@@ -179,7 +184,7 @@ fn expire_at_token_end(socket: Socket, exp: i64, session_ended: CancellationToke
     });
 }
 
-async fn on_disconnect(socket: Socket, State(shared): SharedState) {
+async fn on_disconnect(socket: Socket, State(shared): SharedState, reason: DisconnectReason) {
     metrics().connected_sockets.dec();
     if let Some(session_ended) = socket.extensions.get::<CancellationToken>() {
         session_ended.cancel();
@@ -187,6 +192,11 @@ async fn on_disconnect(socket: Socket, State(shared): SharedState) {
     let Some(claims) = socket.extensions.get::<Claims>() else {
         return;
     };
+    if reason == DisconnectReason::ClosingServer {
+        // This instance is stopping; the client reconnects to another one at once, and the
+        // presence expiry covers an operator who does not.
+        return;
+    }
     // Offline only when none of the operator's sockets remains, on any instance.
     let operator_room = rooms::operator(&claims.tenant, &claims.sub);
     let others = match socket.within(operator_room).fetch_sockets().await {
@@ -204,8 +214,53 @@ async fn on_disconnect(socket: Socket, State(shared): SharedState) {
     }
 }
 
-fn claims_of(socket: &Socket) -> Option<Claims> {
-    socket.extensions.get::<Claims>()
+/// Client events a socket may send per second, sustained, and in a burst. Far above what a
+/// person at a dashboard does (typing signals are throttled client-side to one per 3 s); a
+/// runaway client is refused instead of flooding Kafka.
+const EVENTS_PER_SECOND: f64 = 20.0;
+const EVENTS_BURST: f64 = 40.0;
+
+/// A socket's token bucket (shared by its handlers).
+#[derive(Clone)]
+struct Allowance(Arc<std::sync::Mutex<(f64, std::time::Instant)>>);
+
+impl Allowance {
+    fn new() -> Self {
+        Self(Arc::new(std::sync::Mutex::new((
+            EVENTS_BURST,
+            std::time::Instant::now(),
+        ))))
+    }
+
+    fn take(&self) -> bool {
+        let mut bucket = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (tokens, last) = *bucket;
+        let refilled =
+            (tokens + last.elapsed().as_secs_f64() * EVENTS_PER_SECOND).min(EVENTS_BURST);
+        if refilled < 1.0 {
+            *bucket = (refilled, std::time::Instant::now());
+            return false;
+        }
+        *bucket = (refilled - 1.0, std::time::Instant::now());
+        true
+    }
+}
+
+/// The operator behind a socket, if it may send one more event now.
+fn admit(socket: &Socket) -> Result<Claims, Refusal> {
+    let claims = socket
+        .extensions
+        .get::<Claims>()
+        .ok_or(ActionError::Forbidden("not signed in".into()))?;
+    if let Some(allowance) = socket.extensions.get::<Allowance>() {
+        if !allowance.take() {
+            return Err(Refusal::RateLimited);
+        }
+    }
+    Ok(claims)
 }
 
 fn payload_of(
@@ -228,6 +283,7 @@ fn answer(event: &'static str, ack: Ack, outcome: Result<String, Refusal>) {
             match refusal {
                 Refusal::Action(_) => "rejected",
                 Refusal::Unavailable(_) => "unavailable",
+                Refusal::RateLimited => "rate_limited",
             },
             json!({ "ok": false, "error": refusal.to_string() }),
         ),
@@ -245,7 +301,7 @@ fn answer(event: &'static str, ack: Ack, outcome: Result<String, Refusal>) {
 async fn on_join(socket: Socket, TryData(data): TryData<Value>, ack: Ack) {
     const EVENT: &str = "conversation.join";
     let outcome = (|| {
-        let claims = claims_of(&socket).ok_or(ActionError::Forbidden("not signed in".into()))?;
+        let claims = admit(&socket)?;
         let request: actions::RoomRequest = actions::parse(EVENT, payload_of(EVENT, data)?)?;
         rooms::check_conversation_key(&claims.tenant, &request.conversation_key)
             .map_err(ActionError::from)?;
@@ -273,12 +329,13 @@ async fn on_send(
 ) {
     const EVENT: &str = "message.send";
     let outcome = async {
-        let claims = claims_of(&socket).ok_or(ActionError::Forbidden("not signed in".into()))?;
+        let claims = admit(&socket)?;
         let request: actions::SendRequest = actions::parse(EVENT, payload_of(EVENT, data)?)?;
         rooms::check_conversation_key(&claims.tenant, &request.conversation_key)
             .map_err(ActionError::from)?;
         let state = shared.conversation_state(&request.conversation_key).await;
-        let command = actions::send_message(&claims, request, &state, now_ms(), &fresh_id())?;
+        let mut command = actions::send_message(&claims, request, &state, now_ms(), &fresh_id())?;
+        command.trace_parent = Some(new_trace());
         shared.publisher.publish(&command).await?;
         Ok(command.command_id)
     }
@@ -295,14 +352,15 @@ async fn conversation_action(
 ) {
     let event = action.event();
     let outcome = async {
-        let claims = claims_of(&socket).ok_or(ActionError::Forbidden("not signed in".into()))?;
+        let claims = admit(&socket)?;
         let request: actions::ConversationRequest =
             actions::parse(event, payload_of(event, data)?)?;
         rooms::check_conversation_key(&claims.tenant, &request.conversation_key)
             .map_err(ActionError::from)?;
         let state = shared.conversation_state(&request.conversation_key).await;
-        let change =
+        let mut change =
             actions::change_conversation(action, &claims, request, &state, now_ms(), &fresh_id())?;
+        change.trace_parent = Some(new_trace());
         shared.publisher.publish(&change).await?;
         Ok(change.event_id)
     }
@@ -354,7 +412,7 @@ async fn on_typing(
 ) {
     const EVENT: &str = "typing";
     let outcome = async {
-        let claims = claims_of(&socket).ok_or(ActionError::Forbidden("not signed in".into()))?;
+        let claims = admit(&socket)?;
         let request: actions::TypingRequest = actions::parse(EVENT, payload_of(EVENT, data)?)?;
         let signal = actions::typing(&claims, request, now_ms(), &fresh_id())?;
         // Operators see each other type at once, through the adapter; the signal also goes to
@@ -389,7 +447,7 @@ async fn on_read(
 ) {
     const EVENT: &str = "conversation.read";
     let outcome = async {
-        let claims = claims_of(&socket).ok_or(ActionError::Forbidden("not signed in".into()))?;
+        let claims = admit(&socket)?;
         let request: actions::ReadRequest = actions::parse(EVENT, payload_of(EVENT, data)?)?;
         let signal = actions::read(&claims, request, now_ms(), &fresh_id())?;
         shared.publisher.publish(&signal).await?;
@@ -402,7 +460,7 @@ async fn on_read(
 async fn on_heartbeat(socket: Socket, State(shared): SharedState, ack: Ack) {
     const EVENT: &str = "heartbeat";
     let outcome = async {
-        let claims = claims_of(&socket).ok_or(ActionError::Forbidden("not signed in".into()))?;
+        let claims = admit(&socket)?;
         let signal = actions::operator_presence(&claims, true, now_ms(), &fresh_id());
         shared.publisher.publish(&signal).await?;
         Ok(signal.event_id)
@@ -421,7 +479,7 @@ async fn on_refresh(
 ) {
     const EVENT: &str = "session.refresh";
     let outcome = (|| {
-        let current = claims_of(&socket).ok_or(ActionError::Forbidden("not signed in".into()))?;
+        let current = admit(&socket)?;
         let data = payload_of(EVENT, data)?;
         let token = data
             .get("token")
@@ -460,6 +518,11 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as i64)
         .unwrap_or_default()
+}
+
+/// A new W3C trace: an operator action starts one, carried to the services that act on it.
+fn new_trace() -> String {
+    caas_kafka::TraceParent::new_root().to_string()
 }
 
 fn fresh_id() -> String {

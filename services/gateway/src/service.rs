@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use caas_events::Codec;
-use caas_kafka::{run_consumer, ConsumerConfig, KafkaConfig, Producer};
+use caas_kafka::{
+    run_batch_consumer, BatchConfig, ClientError, ConsumerConfig, KafkaConfig, Producer,
+};
 use caas_runtime::probe::{self, Part};
 use caas_runtime::shutdown::CancellationToken;
 use caas_runtime::Readiness;
@@ -16,8 +18,9 @@ use socketioxide::SocketIo;
 use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 
 use crate::adapter::ReconnectingDriver;
-use crate::consumer::FanoutHandler;
+use crate::consumer::{FanoutHandler, BATCH_MAX_RECORDS, BATCH_MAX_WAIT};
 use crate::domain::fanout;
+use crate::progress::LoggerProgress;
 use crate::realtime::{self, Adapter};
 use crate::state::{Publisher, Shared};
 use crate::store::Store;
@@ -102,7 +105,9 @@ pub async fn run(
     let mut consumer_config =
         ConsumerConfig::new(kafka, config.consumer_group.clone(), fanout::TOPICS);
     consumer_config.offset_reset = config.offset_reset;
-    let handler = FanoutHandler::new(io.clone(), codec, store, config.seq_wait);
+    let progress = LoggerProgress::new(&config.common.kafka_bootstrap, &config.logger_group)
+        .context("cannot create the kafka client that reads the logger's progress")?;
+    let handler = FanoutHandler::new(io.clone(), codec, store, progress, config.seq_wait);
     let consumer_stop = CancellationToken::new();
     let consumer_done = CancellationToken::new();
     let mut consumer = tokio::spawn({
@@ -110,7 +115,7 @@ pub async fn run(
         let consumer_done = consumer_done.clone();
         let producer = producer.clone();
         async move {
-            let outcome = run_consumer(consumer_config, handler, producer, consumer_stop).await;
+            let outcome = consume(consumer_config, handler, producer, consumer_stop).await;
             consumer_done.cancel();
             outcome
         }
@@ -191,4 +196,40 @@ pub async fn run(
     }
     tracing::info!(service = SERVICE, "service stopped");
     Ok(())
+}
+
+/// Run the fan-out consumer until `stop`. A batch that kept failing (the schema registry was
+/// down through every retry) stops the loop without storing anything; it starts again after a
+/// pause and gets the same records, rather than taking the gateway down. Other errors are
+/// fatal.
+async fn consume(
+    config: ConsumerConfig,
+    handler: FanoutHandler,
+    producer: Producer,
+    stop: CancellationToken,
+) -> Result<(), ClientError> {
+    let handler = Arc::new(handler);
+    loop {
+        let outcome = run_batch_consumer(
+            config.clone(),
+            BatchConfig::new(BATCH_MAX_RECORDS, BATCH_MAX_WAIT),
+            handler.clone(),
+            producer.clone(),
+            stop.clone(),
+        )
+        .await;
+        match outcome {
+            Err(ClientError::RetriesExhausted { reason, .. }) if !stop.is_cancelled() => {
+                tracing::error!(
+                    reason,
+                    "fan-out batch kept failing; restarting the consumer in 5 s"
+                );
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+            other => return other,
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! for operator actions, and the logger's store.
 
 use caas_events::{Codec, EncodeError, Event};
-use caas_kafka::{OutboundRecord, ProduceError, Producer};
+use caas_kafka::{OutboundRecord, ProduceError, Producer, TraceParent};
 use caas_runtime::Secret;
 
 use crate::domain::actions::ConversationState;
@@ -75,13 +75,18 @@ impl Publisher {
         &self.codec
     }
 
-    /// Produce `event` to its topic, keyed by its conversation (or operator) key; resolves once
-    /// Kafka acknowledged it.
+    /// Produce `event` to its topic, keyed by its conversation (or operator) key, with its
+    /// `trace_parent` also as the `traceparent` header; resolves once Kafka acknowledged it.
     pub async fn publish<E: Event>(&self, event: &E) -> Result<(), PublishError> {
         let payload = self.codec.encode(event).await?;
-        self.producer
-            .send(OutboundRecord::new(E::TOPIC, event.key(), payload))
-            .await?;
+        let mut record = OutboundRecord::new(E::TOPIC, event.key(), payload);
+        if let Some(traceparent) = event
+            .trace_parent()
+            .and_then(|value| TraceParent::parse(value).ok())
+        {
+            record = record.with_traceparent(&traceparent);
+        }
+        self.producer.send(record).await?;
         Ok(())
     }
 }

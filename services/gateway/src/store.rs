@@ -6,6 +6,7 @@
 //! that contract breaks this crate's build rather than its answers; the mappings to the views
 //! operators see are pure functions ([`conversation_from_document`], [`message_from_document`]).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,6 +29,8 @@ pub mod fields {
     pub const SEQ: &str = "seq";
     /// A message's conversation.
     pub const CONVERSATION_KEY: &str = "conversation_key";
+    /// A conversation's tenant.
+    pub const TENANT_ID: &str = "tenant_id";
     /// A conversation's mode (`bot` | `human`).
     pub const MODE: &str = "mode";
     /// A conversation's assignee.
@@ -133,6 +136,56 @@ impl Store {
         }))
     }
 
+    /// [`Store::event_seq`] for many events at once: those the logger stored, by event id.
+    pub async fn event_seqs(
+        &self,
+        event_ids: &[&str],
+    ) -> Result<HashMap<String, (i64, Option<String>)>, StoreError> {
+        let documents: Vec<Document> = self
+            .bounded(async {
+                self.collection(fields::EVENTS)
+                    .find(doc! { "_id": { "$in": event_ids } })
+                    .projection(doc! { fields::SEQ: 1, fields::MESSAGE_ID: 1 })
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await?;
+        Ok(documents
+            .into_iter()
+            .filter_map(|document| {
+                let id = document.get_str("_id").ok()?.to_string();
+                let seq = integer(document.get(fields::SEQ))?;
+                let message_id = document
+                    .get_str(fields::MESSAGE_ID)
+                    .ok()
+                    .map(str::to_string);
+                Some((id, (seq, message_id)))
+            })
+            .collect())
+    }
+
+    /// Several conversations at once, by key (those the logger has).
+    pub async fn conversations_by_key(
+        &self,
+        keys: &[&str],
+    ) -> Result<HashMap<String, ConversationView>, StoreError> {
+        let documents: Vec<Document> = self
+            .bounded(async {
+                self.collection(fields::CONVERSATIONS)
+                    .find(doc! { "_id": { "$in": keys } })
+                    .await?
+                    .try_collect()
+                    .await
+            })
+            .await?;
+        Ok(documents
+            .iter()
+            .filter_map(conversation_from_document)
+            .map(|conversation| (conversation.conversation_key.clone(), conversation))
+            .collect())
+    }
+
     /// The conversation `conversation_key` as the logger keeps it.
     pub async fn conversation(
         &self,
@@ -155,7 +208,8 @@ impl Store {
         limit: u32,
         cursor: Option<&str>,
     ) -> Result<ConversationPage, StoreError> {
-        let mut clauses = vec![doc! { "_id": { "$regex": format!("^{}:", regex_escape(tenant)) } }];
+        // (tenant_id, updated_at desc) is the logger's `tenant_recent` index.
+        let mut clauses = vec![doc! { fields::TENANT_ID: tenant }];
         if let Some(mode) = &filter.mode {
             clauses.push(doc! { fields::MODE: mode });
         }
@@ -252,17 +306,6 @@ impl Store {
             .await
             .map(|_| ())
     }
-}
-
-fn regex_escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        if "\\^$.|?*+()[]{}".contains(character) {
-            escaped.push('\\');
-        }
-        escaped.push(character);
-    }
-    escaped
 }
 
 fn encode_cursor(activity: Bson, key: &str) -> String {
@@ -472,6 +515,5 @@ mod tests {
         assert_eq!(activity, Bson::DateTime(DateTime::from_millis(5)));
         assert_eq!(key, "acme:rcs:1");
         assert!(matches!(decode_cursor("%%%"), Err(StoreError::BadCursor)));
-        assert_eq!(regex_escape("a.b"), "a\\.b");
     }
 }

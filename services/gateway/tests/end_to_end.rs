@@ -12,7 +12,7 @@ use caas_logger::domain::docs::inbound_message_id;
 use common::{post_whatsapp_text, token, Cluster, EventProducer, TopicTail};
 use serde_json::json;
 
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn a_signed_webhook_reaches_an_operator_on_the_other_instance_and_the_reply_goes_to_kafka() {

@@ -14,7 +14,7 @@ use caas_logger::domain::docs::{inbound_message_id, outbound_message_id};
 use common::{token, token_with, unique, Cluster, EventProducer, TestSocket, TopicTail};
 use serde_json::{json, Value};
 
-const WAIT: Duration = Duration::from_secs(20);
+const WAIT: Duration = Duration::from_secs(60);
 
 fn now_ms() -> i64 {
     caas_gateway::realtime::now_ms()
@@ -493,5 +493,46 @@ async fn killing_one_instance_does_not_stop_the_other() {
         .await;
     assert_eq!(ack["ok"], true, "{ack}");
     survivor.stop().await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_flooding_client_is_rate_limited() {
+    let cluster = Cluster::new().await;
+    let gateway = cluster.start(&[]).await;
+    let tenant = unique("t");
+    let operator = gateway.operator(&token(&tenant, "op-1", "operator")).await;
+    let conversation_key = keys::conversation_key(&tenant, Channel::Rcs, "1");
+    let mut refused = 0;
+    for attempt in 0..100 {
+        let ack = operator
+            .emit_ack(
+                "conversation.join",
+                json!({ "conversation_key": conversation_key }),
+            )
+            .await;
+        if ack["ok"] == false {
+            assert!(
+                ack["error"].as_str().unwrap().contains("rate limited"),
+                "{ack}"
+            );
+            assert!(
+                attempt >= 40,
+                "the burst allows 40 events, refused at {attempt}"
+            );
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "100 events at once must hit the limit");
+    // The allowance comes back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ack = operator
+        .emit_ack(
+            "conversation.join",
+            json!({ "conversation_key": conversation_key }),
+        )
+        .await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    gateway.stop().await;
     cluster.cleanup().await;
 }

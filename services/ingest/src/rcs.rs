@@ -136,21 +136,23 @@ pub fn parse_data(data: &[u8], tenants: &Tenants, stamp: &Stamp) -> Result<Batch
                 } else {
                     ConversationEventKind::OptedIn
                 };
-                batch.events.push(IngestEvent::Conversation(ConversationEvent {
-                    event_id: id,
-                    tenant_id: tenant_id.to_string(),
-                    conversation_key: key,
-                    channel: Channel::Rcs,
-                    occurred_at,
-                    recorded_at: stamp.recorded_at,
-                    source: SOURCE.to_string(),
-                    trace_parent: stamp.trace_parent.clone(),
-                    kind,
-                    actor_operator_id: None,
-                    assignee_operator_id: None,
-                    previous_assignee_operator_id: None,
-                    reason: Some(format!("RBM {event_type} user event")),
-                }));
+                batch
+                    .events
+                    .push(IngestEvent::Conversation(ConversationEvent {
+                        event_id: id,
+                        tenant_id: tenant_id.to_string(),
+                        conversation_key: key,
+                        channel: Channel::Rcs,
+                        occurred_at,
+                        recorded_at: stamp.recorded_at,
+                        source: SOURCE.to_string(),
+                        trace_parent: stamp.trace_parent.clone(),
+                        kind,
+                        actor_operator_id: None,
+                        assignee_operator_id: None,
+                        previous_assignee_operator_id: None,
+                        reason: Some(format!("RBM {event_type} user event")),
+                    }));
                 return Ok(batch);
             }
             other => {
@@ -646,14 +648,16 @@ mod tests {
         };
         assert_eq!(unsubscribe.occurred_at, 1_739_321_340_000);
         assert_eq!(only_event("rcs_event_unsubscribe").kind(), "opted_out");
-        assert_eq!(only_event("rcs_event_subscribe").topic(), "conversation.events.v1");
+        assert_eq!(
+            only_event("rcs_event_subscribe").topic(),
+            "conversation.events.v1"
+        );
     }
 
     #[test]
     fn other_event_types_and_unknown_agents_are_skipped() {
         let data = br#"{"senderPhoneNumber":"+1","eventType":"SOMETHING_NEW","eventId":"e","sendTime":"2025-01-01T00:00:00Z","agentId":"demo-agent"}"#;
-        let other =
-            parse_data(data, &Tenants::parse(DEFAULT_TENANTS).unwrap(), &stamp()).unwrap();
+        let other = parse_data(data, &Tenants::parse(DEFAULT_TENANTS).unwrap(), &stamp()).unwrap();
         assert!(other.events.is_empty());
         assert_eq!(other.skipped[0].reason, "unknown_event_type");
         let unknown = parse_fixture("rcs_unknown_agent");

@@ -1,7 +1,7 @@
 //! How fast the logger moves events from Kafka into MongoDB, against the real local stack.
 //!
 //! ```text
-//! cargo run --release -p caas-logger --example throughput -- [events] [batch]
+//! cargo run --release -p caas-logger --example throughput -- [events] [batch] [rate]
 //! ```
 //!
 //! On its own topics (a unique prefix, 12 partitions like production), database and group:
@@ -10,8 +10,9 @@
 //!    statuses, commands, results, handoffs, presence and campaign events, 2% duplicates);
 //! 2. **Kafka alone**: a plain consumer reads the backlog and does nothing (the ceiling);
 //! 3. **backlog drain**: the logger starts with the backlog waiting and stores all of it;
-//! 4. **sustained**: with the logger caught up, another `events` are produced as fast as
-//!    possible while it runs; the rate at which it keeps storing them.
+//! 4. **sustained**: with the logger caught up, another `events` are offered at a steady `rate`
+//!    per second (default 1000) while it runs: whether it keeps up (the backlog when the last
+//!    record was sent) and the rate at which it stored them.
 //!
 //! Figures are printed, never asserted. Topics and the database are dropped at the end.
 
@@ -78,6 +79,37 @@ async fn produce(
     (count, started.elapsed())
 }
 
+/// Produce at about `rate` records per second, in chunks every 100 ms.
+async fn produce_paced(
+    producer: &Producer,
+    codec: &Codec,
+    prefix: &str,
+    scenario: &scenario::Scenario,
+    rate: usize,
+) -> (usize, Duration) {
+    let started = Instant::now();
+    let chunk = (rate / 10).max(1);
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    let mut sent = 0;
+    for events in scenario.events.chunks(chunk) {
+        ticker.tick().await;
+        let mut records = Vec::with_capacity(events.len());
+        for event in events {
+            let payload = scenario::encode(codec, event).await.expect("encode");
+            records.push(OutboundRecord::new(
+                format!("{prefix}{}", event.topic()),
+                event.conversation_key(),
+                payload,
+            ));
+        }
+        sent += records.len();
+        for result in producer.send_all(records).await {
+            result.expect("acknowledged");
+        }
+    }
+    (sent, started.elapsed())
+}
+
 async fn stored(db: &mongodb::Database) -> u64 {
     db.collection::<Document>("events")
         .estimated_document_count()
@@ -122,6 +154,11 @@ async fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(50_000);
     let batch: usize = args
+        .next()
+        .map(|value| value.parse())
+        .transpose()?
+        .unwrap_or(1000);
+    let rate: usize = args
         .next()
         .map(|value| value.parse())
         .transpose()?
@@ -245,29 +282,27 @@ async fn main() -> anyhow::Result<()> {
         first.as_secs_f64()
     );
 
-    // Sustained: produce another batch of events while the logger runs.
+    // Sustained: offer another `events` at a steady `rate` while the logger runs.
     let live = scenario_for(&tenant, &format!("{}b", &id[..8]), events, 2);
     let distinct_live = live.expected.event_ids.len() as u64;
     let started = Instant::now();
-    let waiter = {
-        let db = db.clone();
-        tokio::spawn(async move {
-            wait_stored(
-                &db,
-                distinct_backlog,
-                distinct_backlog + distinct_live,
-                started,
-            )
-            .await
-        })
-    };
-    let (produced_live, produce_took) = produce(&producer, &codec, &prefix, &live).await;
-    let (_, all_stored) = waiter.await?;
+    let (produced_live, produce_took) =
+        produce_paced(&producer, &codec, &prefix, &live, rate).await;
+    let stored_when_done = stored(&db).await.saturating_sub(distinct_backlog);
+    let (_, all_stored) = wait_stored(
+        &db,
+        distinct_backlog,
+        distinct_backlog + distinct_live,
+        started,
+    )
+    .await;
     println!(
-        "sustained    {produced_live} records produced in {:.2} s ({:.0}/s) while the logger ran; \
-         all {distinct_live} stored {:.2} s after the first send = {:.0} events/s end to end",
-        produce_took.as_secs_f64(),
+        "sustained    {produced_live} records offered at {:.0}/s for {:.1} s; {} of {distinct_live} events \
+         stored when the last was sent (backlog {}), all stored after {:.1} s = {:.0} events/s",
         produced_live as f64 / produce_took.as_secs_f64(),
+        produce_took.as_secs_f64(),
+        stored_when_done,
+        distinct_live.saturating_sub(stored_when_done),
         all_stored.as_secs_f64(),
         distinct_live as f64 / all_stored.as_secs_f64()
     );

@@ -16,9 +16,15 @@ use mongodb::bson::{doc, Document};
 
 fn spawn_logger(world: &World) -> tokio::process::Child {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_caas-logger"));
+    // The logger logs to stdout; show it only when asked (`CAAS_TEST_LOG=info`).
+    let logs = if std::env::var_os("CAAS_TEST_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
     command
         .envs(world.environment(100))
-        .stdout(Stdio::null())
+        .stdout(logs)
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
     command.spawn().expect("start caas-logger")

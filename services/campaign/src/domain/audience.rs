@@ -202,7 +202,10 @@ mod tests {
         );
         assert_eq!(row.to.as_deref(), Ok("+4915112345678"));
         assert_eq!(row.params["first_name"], "Ada");
-        assert_eq!(for_channel("+4915112345678", Channel::Whatsapp), "4915112345678");
+        assert_eq!(
+            for_channel("+4915112345678", Channel::Whatsapp),
+            "4915112345678"
+        );
 
         let short = AudienceRow::from_csv(
             &header,
@@ -240,9 +243,6 @@ mod tests {
                 fields: Err("a quoted field is never closed".into()),
             },
         );
-        assert_eq!(
-            unreadable.to.unwrap_err(),
-            "a quoted field is never closed"
-        );
+        assert_eq!(unreadable.to.unwrap_err(), "a quoted field is never closed");
     }
 }

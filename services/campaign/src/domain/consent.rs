@@ -177,7 +177,11 @@ fn apply(base: &TenantRules, raw: RawTenant) -> Result<TenantRules, String> {
     let mut languages: BTreeMap<String, Language> = base.languages.iter().cloned().collect();
     let mut order: Vec<String> = match &raw.languages {
         Some(order) => order.clone(),
-        None => base.languages.iter().map(|(code, _)| code.clone()).collect(),
+        None => base
+            .languages
+            .iter()
+            .map(|(code, _)| code.clone())
+            .collect(),
     };
     for (code, raw_language) in raw.keywords {
         let entry = languages.entry(code.clone()).or_insert_with(|| Language {
@@ -207,7 +211,12 @@ fn apply(base: &TenantRules, raw: RawTenant) -> Result<TenantRules, String> {
         let language = languages
             .get(&code)
             .ok_or_else(|| format!("language {code:?} is listed but has no keywords"))?;
-        if language.stop.iter().chain(&language.start).any(String::is_empty) {
+        if language
+            .stop
+            .iter()
+            .chain(&language.start)
+            .any(String::is_empty)
+        {
             return Err(format!("language {code:?} has an empty keyword"));
         }
         ordered.push((code, language.clone()));
@@ -228,7 +237,8 @@ impl ConsentRules {
         let mut raw: BTreeMap<String, RawTenant> =
             serde_json::from_str(json).map_err(|error| format!("not valid rules JSON: {error}"))?;
         if let Some(all) = raw.remove("*") {
-            rules.default = apply(&rules.default, all).map_err(|error| format!("\"*\": {error}"))?;
+            rules.default =
+                apply(&rules.default, all).map_err(|error| format!("\"*\": {error}"))?;
         }
         for (tenant, tenant_raw) in raw {
             let tenant_rules = apply(&rules.default, tenant_raw)
@@ -332,21 +342,39 @@ mod tests {
     #[test]
     fn whole_messages_match_in_any_spelling() {
         let rules = ConsentRules::default();
-        for text in ["STOP", "stop", " Stop! ", "🛑 stop 🛑", "Opt-out", "stop promotions"] {
-            let found = rules.match_text("acme", text).unwrap_or_else(|| panic!("{text}"));
+        for text in [
+            "STOP",
+            "stop",
+            " Stop! ",
+            "🛑 stop 🛑",
+            "Opt-out",
+            "stop promotions",
+        ] {
+            let found = rules
+                .match_text("acme", text)
+                .unwrap_or_else(|| panic!("{text}"));
             assert_eq!(found.action, ConsentAction::OptOut, "{text}");
             assert_eq!(found.language, "en", "{text}");
         }
         assert_eq!(rules.match_text("acme", "please stop calling me"), None);
         assert_eq!(rules.match_text("acme", ""), None);
         let german = rules.match_text("acme", "Abmelden").unwrap();
-        assert_eq!((german.action, german.language.as_str()), (ConsentAction::OptOut, "de"));
+        assert_eq!(
+            (german.action, german.language.as_str()),
+            (ConsentAction::OptOut, "de")
+        );
         let french = rules.match_text("acme", "arrêt").unwrap();
         assert_eq!(french.language, "fr");
         let spanish = rules.match_text("acme", "Alta").unwrap();
-        assert_eq!((spanish.action, spanish.language.as_str()), (ConsentAction::OptIn, "es"));
+        assert_eq!(
+            (spanish.action, spanish.language.as_str()),
+            (ConsentAction::OptIn, "es")
+        );
         let start = rules.match_text("acme", "start").unwrap();
-        assert_eq!((start.action, start.language.as_str()), (ConsentAction::OptIn, "en"));
+        assert_eq!(
+            (start.action, start.language.as_str()),
+            (ConsentAction::OptIn, "en")
+        );
         assert!(rules
             .reply("acme", "de", ConsentAction::OptOut)
             .unwrap()
@@ -366,9 +394,18 @@ mod tests {
         .unwrap();
         let found = rules.match_text("acme", "tschuss").unwrap();
         assert_eq!(found.language, "de");
-        assert_eq!(rules.reply("acme", "de", ConsentAction::OptOut), Some("Tschüss!"));
-        assert!(rules.match_text("acme", "abmelden").is_none(), "the list was replaced");
-        assert!(rules.match_text("acme", "baja").is_none(), "spanish is not in acme's order");
+        assert_eq!(
+            rules.reply("acme", "de", ConsentAction::OptOut),
+            Some("Tschüss!")
+        );
+        assert!(
+            rules.match_text("acme", "abmelden").is_none(),
+            "the list was replaced"
+        );
+        assert!(
+            rules.match_text("acme", "baja").is_none(),
+            "spanish is not in acme's order"
+        );
         assert_eq!(rules.match_text("other", "basta").unwrap().language, "it");
         assert!(rules.match_text("quiet", "stop").is_some());
         assert_eq!(rules.reply("quiet", "en", ConsentAction::OptOut), None);

@@ -347,7 +347,10 @@ mod tests {
         let records = read_in_chunks(b"phone;name\n491511;M\xC3\xBCller, Anna", 3);
         assert_eq!(
             records,
-            vec![ok(1, &["phone", "name"]), ok(2, &["491511", "Müller, Anna"])]
+            vec![
+                ok(1, &["phone", "name"]),
+                ok(2, &["491511", "Müller, Anna"])
+            ]
         );
         let records = read_in_chunks(b"phone\tname\n1\t2", 2);
         assert_eq!(records[1], ok(2, &["1", "2"]));
@@ -359,14 +362,22 @@ mod tests {
         let records = read_in_chunks(input, 5);
         assert_eq!(records[0], ok(1, &["phone", "name"]));
         assert_eq!(records[1].line, 2);
-        assert!(records[1].fields.as_ref().unwrap_err().contains("closing quote"));
+        assert!(records[1]
+            .fields
+            .as_ref()
+            .unwrap_err()
+            .contains("closing quote"));
         assert_eq!(records[2], ok(3, &["2", "ok"]));
         assert_eq!(records[3].line, 4);
         assert!(records[3].fields.as_ref().unwrap_err().contains("UTF-8"));
         // The unterminated quote swallows the rest of the input as one field: at the end it
         // is reported on the line it started on.
         assert_eq!(records[4].line, 5);
-        assert!(records[4].fields.as_ref().unwrap_err().contains("never closed"));
+        assert!(records[4]
+            .fields
+            .as_ref()
+            .unwrap_err()
+            .contains("never closed"));
         assert_eq!(records.len(), 5);
     }
 
@@ -377,7 +388,11 @@ mod tests {
         input.extend_from_slice(b"\n2,after\n");
         let records = read_in_chunks(&input, 777);
         assert_eq!(records.len(), 3);
-        assert!(records[1].fields.as_ref().unwrap_err().contains("longer than"));
+        assert!(records[1]
+            .fields
+            .as_ref()
+            .unwrap_err()
+            .contains("longer than"));
         assert_eq!(records[2], ok(3, &["2", "after"]));
     }
 

@@ -12,7 +12,12 @@ pub fn command_id(tenant_id: &str, campaign_id: &str, channel: Channel, to: &str
 
 /// The `_id` of an audience row that could not become a recipient.
 pub fn invalid_row_id(tenant_id: &str, campaign_id: &str, line: u64) -> String {
-    deterministic_event_id(&["campaign-invalid", tenant_id, campaign_id, &line.to_string()])
+    deterministic_event_id(&[
+        "campaign-invalid",
+        tenant_id,
+        campaign_id,
+        &line.to_string(),
+    ])
 }
 
 /// The id of a campaign event caused by a command (`created`, `paused`, `rejected`, ...).
@@ -57,10 +62,19 @@ mod tests {
     #[test]
     fn ids_are_stable_and_distinct() {
         let id = command_id("acme", "c1", Channel::Whatsapp, "4915112345678");
-        assert_eq!(id, command_id("acme", "c1", Channel::Whatsapp, "4915112345678"));
-        assert_ne!(id, command_id("acme", "c2", Channel::Whatsapp, "4915112345678"));
+        assert_eq!(
+            id,
+            command_id("acme", "c1", Channel::Whatsapp, "4915112345678")
+        );
+        assert_ne!(
+            id,
+            command_id("acme", "c2", Channel::Whatsapp, "4915112345678")
+        );
         assert_ne!(id, command_id("acme", "c1", Channel::Rcs, "4915112345678"));
-        assert_ne!(command_event_id("x", "paused"), command_event_id("x", "resumed"));
+        assert_ne!(
+            command_event_id("x", "paused"),
+            command_event_id("x", "resumed")
+        );
     }
 
     #[test]

@@ -147,8 +147,12 @@ mod tests {
         assert_eq!(transition(Scheduled, &pause()), Ok(Paused));
         assert_eq!(transition(Paused, &resume()), Ok(Running));
         assert_eq!(transition(Paused, &cancel()), Ok(Cancelled));
-        assert!(transition(Running, &resume()).unwrap_err().contains("not paused"));
-        assert!(transition(Completed, &cancel()).unwrap_err().contains("completed"));
+        assert!(transition(Running, &resume())
+            .unwrap_err()
+            .contains("not paused"));
+        assert!(transition(Completed, &cancel())
+            .unwrap_err()
+            .contains("completed"));
         assert!(transition(Cancelled, &resume()).is_err());
         assert!(!Cancelled.is_active() && Paused.is_active());
     }
@@ -181,10 +185,14 @@ mod tests {
         assert!(validate_create(&create).unwrap_err().contains("timezone"));
         create.timezone = "UTC".into();
         create.rate_per_minute = 0;
-        assert!(validate_create(&create).unwrap_err().contains("rate_per_minute"));
+        assert!(validate_create(&create)
+            .unwrap_err()
+            .contains("rate_per_minute"));
         create.rate_per_minute = 1;
         create.recipients.clear();
-        assert!(validate_create(&create).unwrap_err().contains("no audience"));
+        assert!(validate_create(&create)
+            .unwrap_err()
+            .contains("no audience"));
         assert!(validate_campaign_id("black-friday_2026.v2").is_ok());
         assert!(validate_campaign_id("a:b").is_err());
         assert!(validate_campaign_id("").is_err());

@@ -15,7 +15,9 @@ pub enum PhoneError {
     #[error("{0:?} is not a phone number: only digits, spaces, '-', '.', '(', ')' and a leading '+' are allowed")]
     Characters(String),
     /// A national number (leading 0) or a trunk prefix: the country is unknown.
-    #[error("{0:?} is not in international format: write it with the country code, e.g. +4915112345678")]
+    #[error(
+        "{0:?} is not in international format: write it with the country code, e.g. +4915112345678"
+    )]
     National(String),
     /// Fewer than 8 or more than 15 digits (E.164 allows at most 15).
     #[error("{number:?} has {digits} digits; an international number has 8 to 15")]

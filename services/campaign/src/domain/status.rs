@@ -171,7 +171,10 @@ mod tests {
         assert!(!Delivered.may_become(Failed));
         assert!(!Queued.may_become(Cancelled));
         assert!(!Failed.may_become(Sent));
-        assert!(Cancelled.may_become(Sent), "provider evidence wins over a skip");
+        assert!(
+            Cancelled.may_become(Sent),
+            "provider evidence wins over a skip"
+        );
         assert!(!SkippedInvalid.may_become(Sent));
     }
 

@@ -97,7 +97,11 @@ mod tests {
         ]
         .into();
         let rendered = render(&template, &params).unwrap();
-        let texts: Vec<&str> = rendered.parameters.iter().map(|p| p.text.as_str()).collect();
+        let texts: Vec<&str> = rendered
+            .parameters
+            .iter()
+            .map(|p| p.text.as_str())
+            .collect();
         assert_eq!(texts, vec!["Hi Ada!", "A-17", "fixed", "{{ unclosed"]);
     }
 

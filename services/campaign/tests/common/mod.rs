@@ -22,6 +22,8 @@ use serde_json::{json, Value};
 
 /// Every wait ends after this with a failure that says what was awaited.
 pub const WAIT: Duration = Duration::from_secs(120);
+/// The MongoDB database of the test services.
+pub const TEST_DATABASE: &str = "caas_campaign_it";
 /// The JWT secret of the test service.
 pub const JWT_SECRET: &str = "campaign-test-jwt-secret";
 
@@ -37,7 +39,10 @@ pub fn bootstrap() -> String {
 }
 
 pub fn registry_url() -> String {
-    env_var("CAAS_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7")
+    env_var(
+        "CAAS_SCHEMA_REGISTRY_URL",
+        "http://127.0.0.1:8081/apis/ccompat/v7",
+    )
 }
 
 pub fn short_id() -> String {
@@ -69,6 +74,10 @@ pub fn environment(extra: &[(&str, String)]) -> Vec<(String, String)> {
         ("CAAS_CAMPAIGN_GROUP_PREFIX", "caas-campaign-it".to_string()),
         ("CAAS_CAMPAIGN_NUMBER_RATE", "2000".to_string()),
         ("CAAS_CAMPAIGN_LEASE_MS", "4000".to_string()),
+        ("CAAS_CAMPAIGN_SESSION_TIMEOUT_MS", "6000".to_string()),
+        // A database of its own: a campaign service of the running stack (same topics, its own
+        // consumer groups) then never takes this test's campaigns over.
+        ("CAAS_MONGODB_DATABASE", TEST_DATABASE.to_string()),
         ("CAAS_LOG", env_var("CAAS_TEST_LOG", "warn")),
         ("CAAS_LOG_FORMAT", "pretty".to_string()),
         (
@@ -91,7 +100,11 @@ pub fn service() -> SocketAddr {
     static ADDRESS: OnceLock<SocketAddr> = OnceLock::new();
     *ADDRESS.get_or_init(|| {
         let pairs = environment(&[]);
-        let env = Env::from_pairs(pairs.iter().map(|(key, value)| (key.as_str(), value.as_str())));
+        let env = Env::from_pairs(
+            pairs
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.as_str())),
+        );
         let config = caas_campaign::Config::from_env(&env).expect("test configuration");
         caas_runtime::telemetry::init(caas_campaign::SERVICE, &config.common);
         let (sender, receiver) = std::sync::mpsc::channel();
@@ -102,10 +115,11 @@ pub fn service() -> SocketAddr {
                 .build()
                 .expect("runtime");
             runtime.block_on(async move {
-                let outcome = caas_campaign::run(config, CancellationToken::new(), move |address| {
-                    let _ = sender.send(address);
-                })
-                .await;
+                let outcome =
+                    caas_campaign::run(config, CancellationToken::new(), move |address| {
+                        let _ = sender.send(address);
+                    })
+                    .await;
                 panic!("the campaign service stopped: {outcome:?}");
             });
         });
@@ -116,8 +130,12 @@ pub fn service() -> SocketAddr {
 }
 
 pub fn token(role: &str) -> String {
+    token_for(tenant(), role)
+}
+
+pub fn token_for(tenant: &str, role: &str) -> String {
     sign(
-        &json!({ "sub": "op-test", "tenant": tenant(), "role": role, "exp": 4_102_444_800i64 }),
+        &json!({ "sub": "op-test", "tenant": tenant, "role": role, "exp": 4_102_444_800i64 }),
         JWT_SECRET.as_bytes(),
     )
 }
@@ -131,10 +149,14 @@ pub struct Api {
 
 impl Api {
     pub fn new(address: SocketAddr) -> Self {
+        Self::for_tenant(address, tenant())
+    }
+
+    pub fn for_tenant(address: SocketAddr, tenant: &str) -> Self {
         Self {
             base: format!("http://{address}"),
             client: reqwest::Client::new(),
-            token: token("admin"),
+            token: token_for(tenant, "admin"),
         }
     }
 
@@ -147,11 +169,15 @@ impl Api {
             .expect("the api answers");
         let status = response.status().as_u16();
         let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        self.send(self.client.get(format!("{}{path}", self.base))).await
+        self.send(self.client.get(format!("{}{path}", self.base)))
+            .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
@@ -182,7 +208,10 @@ impl Api {
         assert_eq!(status, 202, "{answer}");
         let campaign_id = answer["campaign_id"].as_str().unwrap().to_string();
         eventually("the campaign is stored", || async {
-            self.get(&format!("/api/v1/campaigns/{campaign_id}")).await.0 == 200
+            self.get(&format!("/api/v1/campaigns/{campaign_id}"))
+                .await
+                .0
+                == 200
         })
         .await;
         campaign_id
@@ -281,7 +310,9 @@ impl TopicReader {
             let polled = self.consumer.poll(Duration::from_millis(0));
             match polled {
                 Some(Ok(message)) => {
-                    let Some(payload) = message.payload() else { continue };
+                    let Some(payload) = message.payload() else {
+                        continue;
+                    };
                     if let Ok(event) = self.codec.decode::<E>(payload).await {
                         out.push(Seen {
                             event,
@@ -304,7 +335,10 @@ impl TopicReader {
                                 if let Ok(event) = self.codec.decode::<E>(payload).await {
                                     out.push(Seen {
                                         event,
-                                        timestamp_ms: message.timestamp().to_millis().unwrap_or_default(),
+                                        timestamp_ms: message
+                                            .timestamp()
+                                            .to_millis()
+                                            .unwrap_or_default(),
                                     });
                                 }
                             }
@@ -366,7 +400,8 @@ impl Commands {
     pub fn ids_by_recipient(&self) -> HashMap<String, String> {
         let mut by_recipient: HashMap<String, String> = HashMap::new();
         for seen in &self.seen {
-            let previous = by_recipient.insert(seen.event.to.clone(), seen.event.command_id.clone());
+            let previous =
+                by_recipient.insert(seen.event.to.clone(), seen.event.command_id.clone());
             if let Some(previous) = previous {
                 assert_eq!(
                     previous, seen.event.command_id,
@@ -415,7 +450,7 @@ pub async fn database() -> mongodb::Database {
     ))
     .await
     .unwrap();
-    client.database(&env_var("CAAS_MONGODB_DATABASE", "caas"))
+    client.database(TEST_DATABASE)
 }
 
 /// A campaign body with sensible defaults.

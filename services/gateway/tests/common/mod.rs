@@ -46,11 +46,15 @@ pub fn token_with(claims: Value) -> String {
 }
 
 /// What several gateway instances of one test share: consumer group, adapter prefix, database.
-#[derive(Clone)]
 pub struct Cluster {
     pub group: String,
     pub prefix: String,
     pub database: String,
+    /// Whether a logger runs: then gateways wait long for each seq (it comes, even on a loaded
+    /// machine); without one they wait briefly.
+    logger_started: std::sync::atomic::AtomicBool,
+    /// The logger's consumer group: gateways read its progress.
+    logger_group: String,
 }
 
 impl Cluster {
@@ -60,6 +64,8 @@ impl Cluster {
             group: unique("caas-gateway-test-"),
             prefix: unique("gwtest"),
             database: unique("caas_gwtest_"),
+            logger_started: std::sync::atomic::AtomicBool::new(false),
+            logger_group: unique("caas-logger-gwtest-"),
         };
         pin_group_to_end(
             &stack().kafka_bootstrap,
@@ -95,7 +101,7 @@ impl Cluster {
     /// Start the real logger on this cluster's database, from the current end of its topics:
     /// it assigns the `seq` the gateway reads and writes the documents the REST API serves.
     pub async fn start_logger(&self) -> Service {
-        let group = unique("caas-logger-gwtest-");
+        let group = self.logger_group.clone();
         pin_group_to_end(
             &stack().kafka_bootstrap,
             &group,
@@ -111,6 +117,8 @@ impl Cluster {
             &[],
         );
         let config = caas_logger::Config::from_env(&env).expect("valid logger configuration");
+        self.logger_started
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let shutdown = CancellationToken::new();
         let (bound_sender, bound_receiver) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(caas_logger::run(config, shutdown.clone(), move |address| {
@@ -129,15 +137,24 @@ impl Cluster {
 
     /// Start one gateway instance; `overrides` replace variables (e.g. a dead Kafka).
     pub async fn start(&self, overrides: &[(&str, &str)]) -> Gateway {
+        let seq_wait = if self
+            .logger_started
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            "10000"
+        } else {
+            "1500"
+        };
         let env = self.environment(
             &[
                 ("CAAS_GATEWAY_ADDR", "127.0.0.1:0"),
                 ("CAAS_JWT_SECRET", SECRET),
                 ("CAAS_GATEWAY_CONSUMER_GROUP", self.group.as_str()),
                 ("CAAS_GATEWAY_REDIS_PREFIX", self.prefix.as_str()),
+                ("CAAS_LOGGER_GROUP_ID", self.logger_group.as_str()),
                 // Other tests' events flow through every test's consumer group too; without a
                 // logger each would wait for its seq.
-                ("CAAS_GATEWAY_SEQ_WAIT_MS", "1500"),
+                ("CAAS_GATEWAY_SEQ_WAIT_MS", seq_wait),
             ],
             overrides,
         );
@@ -163,10 +180,19 @@ impl Cluster {
         }
     }
 
-    /// Start the real ingest (webhooks → Kafka), with the tenants of `.env.example`
-    /// (`CAAS_INGEST_TENANTS`, `demo` owns WhatsApp number id 100000000000001).
+    /// Start the real ingest (webhooks → Kafka); tenant `demo` owns WhatsApp number id
+    /// [`DEMO_PHONE_NUMBER_ID`] (as in `.env.example`), webhooks are signed with
+    /// [`WHATSAPP_APP_SECRET`].
     pub async fn start_ingest(&self) -> Service {
-        let env = self.environment(&[("CAAS_INGEST_ADDR", "127.0.0.1:0")], &[]);
+        let tenants = format!("demo:whatsapp={DEMO_PHONE_NUMBER_ID}");
+        let env = self.environment(
+            &[
+                ("CAAS_INGEST_ADDR", "127.0.0.1:0"),
+                ("CAAS_INGEST_TENANTS", tenants.as_str()),
+                ("CAAS_WHATSAPP_APP_SECRET", WHATSAPP_APP_SECRET),
+            ],
+            &[],
+        );
         let config = caas_ingest::Config::from_env(&env).expect("valid ingest configuration");
         let shutdown = CancellationToken::new();
         let (bound_sender, bound_receiver) = tokio::sync::oneshot::channel();
@@ -378,6 +404,9 @@ impl TopicTail {
 /// The WhatsApp business number of the `demo` tenant in `.env.example`.
 pub const DEMO_PHONE_NUMBER_ID: &str = "100000000000001";
 
+/// The Meta app secret the test ingest verifies webhooks with.
+pub const WHATSAPP_APP_SECRET: &str = "gateway-test-whatsapp-app-secret";
+
 /// Post a signed WhatsApp text-message webhook (as Meta sends it) to ingest; returns the
 /// provider message id. Panics unless ingest answers 200.
 pub async fn post_whatsapp_text(
@@ -387,8 +416,7 @@ pub async fn post_whatsapp_text(
     text: &str,
 ) -> String {
     use hmac::{Hmac, KeyInit, Mac};
-    let secret = std::env::var("CAAS_WHATSAPP_APP_SECRET")
-        .expect("CAAS_WHATSAPP_APP_SECRET is set (source .env.example)");
+    let secret = WHATSAPP_APP_SECRET;
     let wamid = unique("wamid.GW");
     let now = caas_gateway::auth::now_seconds();
     let body = json!({
