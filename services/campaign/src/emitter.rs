@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::context::{campaign_event, new_trace, now_ms, CampaignRef, Context, SOURCE};
 use crate::domain::audience::{for_channel, AudienceRow};
 use crate::domain::lifecycle::CampaignState;
-use crate::domain::rate::{Demand, Planner};
+use crate::domain::rate::{burst_for, Demand, Planner};
 use crate::domain::status::RecipientStatus;
 use crate::domain::{ids, template, window};
 use crate::metrics::metrics;
@@ -363,12 +363,18 @@ impl Lane {
     }
 
     /// Send what the paces allow now; returns when to come back (epoch ms).
+    ///
+    /// The slow parts come first (reading ahead, the consent check of what may go next);
+    /// then the paces are asked and every granted command is stamped with that moment and
+    /// handed to Kafka at once, so the pace's clock is the commands' clock.
     async fn send_step(&mut self, stop: &CancellationToken) -> Result<i64, StoreError> {
         let now = now_ms();
         if now > self.lease_until.load(Ordering::SeqCst) - LEASE_MARGIN_MS {
             // The lease may be gone: another instance may be sending for this number.
             return Ok(now + 200);
         }
+        let store = self.context.store.clone();
+        let tick = self.context.config.tick.as_millis() as u64;
         let mut demands = Vec::new();
         let mut closed_until = i64::MAX;
         for campaign in &self.campaigns {
@@ -389,19 +395,51 @@ impl Lane {
                 Some(window::Verdict::Open) => demands.push(Demand {
                     campaign: campaign.key.clone(),
                     rate_per_second: f64::from(campaign.rate_per_minute) / 60.0,
-                    backlog: u32::MAX,
+                    backlog: 0,
                 }),
                 Some(window::Verdict::Closed { until }) => closed_until = closed_until.min(until),
                 _ => {}
             }
         }
+        for demand in &mut demands {
+            let Some(campaign) = self
+                .campaigns
+                .iter()
+                .find(|campaign| campaign.key == demand.campaign)
+                .cloned()
+            else {
+                continue;
+            };
+            let read_ahead =
+                (f64::from(campaign.rate_per_minute) / 30.0).clamp(100.0, 2000.0) as i64;
+            let progress = self.progress.entry(demand.campaign.clone()).or_default();
+            if progress.buffer.is_empty() {
+                let read = store
+                    .pending(&demand.campaign, i64::MIN, read_ahead)
+                    .await?;
+                progress.drained = read.is_empty();
+                progress.buffer.extend(read);
+            }
+            // Consent, for what may go in this step.
+            let head =
+                (burst_for(demand.rate_per_second, tick) as usize).min(progress.buffer.len());
+            let cleared = self.clear_consent(&campaign, head).await?;
+            demand.backlog = u32::try_from(cleared).unwrap_or(u32::MAX);
+        }
+        demands.retain(|demand| demand.backlog > 0);
         if demands.is_empty() {
             return Ok(closed_until.min(now + 1000));
         }
+        let now = now_ms();
         let grants = self.planner.plan(now as f64, &demands);
+        let mut commands = Vec::new();
+        let mut queued = Vec::new();
+        let mut unsendable = Vec::new();
+        let mut sent_per_campaign = Vec::new();
         for (key, granted) in grants {
             if stop.is_cancelled() {
-                break;
+                self.planner.refund(&key, granted);
+                continue;
             }
             let Some(campaign) = self
                 .campaigns
@@ -412,92 +450,74 @@ impl Lane {
                 self.planner.refund(&key, granted);
                 continue;
             };
-            let sent = match self.send_campaign(&campaign, granted).await {
-                Ok(sent) => sent,
-                Err(error) => {
-                    self.planner.refund(&key, granted);
-                    return Err(error);
+            if !self.start_if_scheduled(&campaign).await? {
+                self.planner.refund(&key, granted);
+                continue;
+            }
+            let progress = self.progress.entry(key.clone()).or_default();
+            let take = progress.buffer.len().min(granted as usize);
+            let mut built = 0u32;
+            for recipient in progress.buffer.drain(..take) {
+                let Some(to) = recipient.to.as_deref() else {
+                    continue;
+                };
+                match template::render(&campaign.template, &recipient.params) {
+                    Ok(rendered) => {
+                        commands.push(send_command(&campaign, &recipient, to, rendered, now));
+                        queued.push(recipient.id.clone());
+                        built += 1;
+                    }
+                    Err(reason) => {
+                        metrics().skipped.with_label_values(&["invalid"]).inc();
+                        unsendable.push(Transition {
+                            id: recipient.id.clone(),
+                            to: RecipientStatus::Failed,
+                            at: now,
+                            set: mongodb::bson::doc! { "reason": reason },
+                        });
+                    }
                 }
-            };
-            self.planner.refund(&key, granted - sent.min(granted));
+            }
+            self.planner.refund(&key, granted - built.min(granted));
+            sent_per_campaign.push((campaign.channel, built));
         }
+        if !commands.is_empty() {
+            if let Err(error) = self.context.publisher.publish(&commands).await {
+                // Not marked: the same commands (same ids) go out on a later step.
+                for progress in self.progress.values_mut() {
+                    progress.buffer.clear();
+                }
+                tracing::warn!(sender = %self.sender_key, error = %error, "cannot produce send commands; retrying");
+                return Ok(now_ms() + 500);
+            }
+            for (channel, built) in sent_per_campaign {
+                metrics()
+                    .emitted
+                    .with_label_values(&[channel.as_str()])
+                    .inc_by(u64::from(built));
+            }
+        }
+        store
+            .mark_pending(&queued, RecipientStatus::Queued, now)
+            .await?;
+        store.transition(&unsendable, now).await?;
         Ok(self.planner.ready_at(now_ms() as f64, &demands) as i64)
     }
 
-    /// Send up to `granted` messages of one campaign; returns how many went out.
-    async fn send_campaign(
+    /// Check consent for the first `head` buffered recipients of a campaign; the refused ones
+    /// are skipped (and leave the buffer). Returns how many of the buffer's head are clear.
+    async fn clear_consent(
         &mut self,
         campaign: &CampaignDoc,
-        granted: u32,
-    ) -> Result<u32, StoreError> {
+        head: usize,
+    ) -> Result<usize, StoreError> {
         let store = self.context.store.clone();
-        let config = &self.context.config;
-        let progress = self.progress.entry(campaign.key.clone()).or_default();
-        if progress.buffer.is_empty() {
-            // The first pending ones in order: what was sent is queued by now, and a recipient
-            // whose send did not reach Kafka is simply first again. About two seconds' worth.
-            let read_ahead =
-                (f64::from(campaign.rate_per_minute) / 30.0).clamp(100.0, 2000.0) as i64;
-            let read = store.pending(&campaign.key, i64::MIN, read_ahead).await?;
-            progress.drained = read.is_empty();
-            progress.buffer.extend(read);
-        }
-        let take = progress.buffer.len().min(granted as usize);
-        let recipients: Vec<RecipientDoc> = progress.buffer.drain(..take).collect();
-        if recipients.is_empty() {
+        let require_opt_in = self.context.config.require_opt_in;
+        let Some(progress) = self.progress.get_mut(&campaign.key) else {
             return Ok(0);
-        }
-        if campaign.state == CampaignState::Scheduled {
-            let started = store
-                .set_state(
-                    &campaign.key,
-                    &[CampaignState::Scheduled],
-                    CampaignState::Running,
-                    None,
-                    None,
-                    now_ms(),
-                )
-                .await?;
-            if let Some(cached) = self
-                .campaigns
-                .iter_mut()
-                .find(|cached| cached.key == campaign.key)
-            {
-                cached.state = CampaignState::Running;
-            }
-            if !started {
-                // Paused or cancelled meanwhile: send nothing, look again on the next refresh.
-                self.next_refresh = 0;
-                return Ok(0);
-            }
-        }
-        let first_send = campaign.started_at.is_none()
-            && self
-                .campaigns
-                .iter()
-                .find(|cached| cached.key == campaign.key)
-                .is_some_and(|cached| cached.started_at.is_none());
-        if first_send && store.mark_started(&campaign.key, now_ms()).await? {
-            self.publish_lifecycle(
-                campaign,
-                CampaignEventKind::Started,
-                CampaignCounts::default(),
-                None,
-            )
-            .await;
-        }
-        if first_send {
-            if let Some(cached) = self
-                .campaigns
-                .iter_mut()
-                .find(|cached| cached.key == campaign.key)
-            {
-                cached.started_at = Some(now_ms());
-            }
-        }
-
-        // Consent, right before sending.
-        let consent_keys: Vec<String> = recipients
+        };
+        let candidates: Vec<RecipientDoc> = progress.buffer.iter().take(head).cloned().collect();
+        let consent_keys: Vec<String> = candidates
             .iter()
             .filter_map(|recipient| recipient.to.as_deref())
             .map(|to| consent_key(&campaign.tenant_id, campaign.channel, to))
@@ -505,17 +525,17 @@ impl Lane {
         let opted_out = store
             .with_consent_status(&consent_keys, "opted_out")
             .await?;
-        let opted_in = if config.require_opt_in {
+        let opted_in = if require_opt_in {
             Some(store.with_consent_status(&consent_keys, "opted_in").await?)
         } else {
             None
         };
         let now = now_ms();
         let mut skips = Vec::new();
-        let mut commands = Vec::new();
-        let mut queued = Vec::new();
-        for recipient in &recipients {
+        let mut refused = HashSet::new();
+        for recipient in &candidates {
             let Some(to) = recipient.to.as_deref() else {
+                refused.insert(recipient.id.clone());
                 continue;
             };
             let key = consent_key(&campaign.tenant_id, campaign.channel, to);
@@ -534,52 +554,74 @@ impl Lane {
             };
             if let Some((label, reason)) = refusal {
                 metrics().skipped.with_label_values(&[label]).inc();
+                refused.insert(recipient.id.clone());
                 skips.push(Transition {
                     id: recipient.id.clone(),
                     to: RecipientStatus::SkippedOptedOut,
                     at: now,
                     set: mongodb::bson::doc! { "reason": reason },
                 });
-                continue;
-            }
-            match template::render(&campaign.template, &recipient.params) {
-                Ok(rendered) => {
-                    commands.push(send_command(campaign, recipient, to, rendered, now));
-                    queued.push(Transition {
-                        id: recipient.id.clone(),
-                        to: RecipientStatus::Queued,
-                        at: now,
-                        set: mongodb::bson::doc! {},
-                    });
-                }
-                Err(reason) => {
-                    metrics().skipped.with_label_values(&["invalid"]).inc();
-                    skips.push(Transition {
-                        id: recipient.id.clone(),
-                        to: RecipientStatus::Failed,
-                        at: now,
-                        set: mongodb::bson::doc! { "reason": reason },
-                    });
-                }
             }
         }
+        progress
+            .buffer
+            .retain(|recipient| !refused.contains(&recipient.id));
         store.transition(&skips, now).await?;
-        if !commands.is_empty() {
-            if let Err(error) = self.context.publisher.publish(&commands).await {
-                // Not marked: the same commands (same ids) go out on a later step.
-                if let Some(progress) = self.progress.get_mut(&campaign.key) {
-                    progress.buffer.clear();
-                }
-                tracing::warn!(campaign = %campaign.key, error = %error, "cannot produce send commands; retrying");
-                return Ok(0);
+        Ok(candidates.len() - refused.len())
+    }
+
+    /// Move a scheduled campaign to running and announce its start (once); `false` when it
+    /// was paused or cancelled meanwhile.
+    async fn start_if_scheduled(&mut self, campaign: &CampaignDoc) -> Result<bool, StoreError> {
+        let store = self.context.store.clone();
+        if campaign.state == CampaignState::Scheduled {
+            let started = store
+                .set_state(
+                    &campaign.key,
+                    &[CampaignState::Scheduled],
+                    CampaignState::Running,
+                    None,
+                    None,
+                    now_ms(),
+                )
+                .await?;
+            if !started {
+                // Paused or cancelled meanwhile: send nothing, look again on the next refresh.
+                self.next_refresh = 0;
+                return Ok(false);
             }
-            metrics()
-                .emitted
-                .with_label_values(&[campaign.channel.as_str()])
-                .inc_by(commands.len() as u64);
-            store.transition(&queued, now_ms()).await?;
+            if let Some(cached) = self
+                .campaigns
+                .iter_mut()
+                .find(|cached| cached.key == campaign.key)
+            {
+                cached.state = CampaignState::Running;
+            }
         }
-        Ok(commands.len() as u32)
+        let first_send = self
+            .campaigns
+            .iter()
+            .find(|cached| cached.key == campaign.key)
+            .is_some_and(|cached| cached.started_at.is_none());
+        if first_send {
+            if store.mark_started(&campaign.key, now_ms()).await? {
+                self.publish_lifecycle(
+                    campaign,
+                    CampaignEventKind::Started,
+                    CampaignCounts::default(),
+                    None,
+                )
+                .await;
+            }
+            if let Some(cached) = self
+                .campaigns
+                .iter_mut()
+                .find(|cached| cached.key == campaign.key)
+            {
+                cached.started_at = Some(now_ms());
+            }
+        }
+        Ok(true)
     }
 }
 

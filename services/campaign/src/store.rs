@@ -878,6 +878,32 @@ impl Store {
         Ok(applied)
     }
 
+    /// Move these recipients from `pending` to `to` in one update (the common case of a
+    /// sending step: no per-recipient fields).
+    pub async fn mark_pending(
+        &self,
+        ids: &[String],
+        to: RecipientStatus,
+        at: i64,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let result = self
+            .collection(RECIPIENTS)
+            .update_many(
+                doc! { "_id": { "$in": ids }, "status": "pending" },
+                doc! { "$set": {
+                    "status": to.as_str(),
+                    "updated_at": at,
+                    format!("{}_at", to.as_str()): at,
+                } },
+            )
+            .await
+            .map_err(mongo("mark recipients"))?;
+        Ok(result.modified_count)
+    }
+
     /// Move every pending recipient of a campaign to `to` (cancelled, expired).
     pub async fn close_pending(
         &self,

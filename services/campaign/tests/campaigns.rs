@@ -452,14 +452,27 @@ async fn ten_thousand_recipients_are_sent_once_each_at_the_configured_rate() {
         .iter()
         .map(|seen| seen.event.occurred_at)
         .collect();
+    let lags: Vec<i64> = commands
+        .seen
+        .iter()
+        .map(|seen| seen.timestamp_ms - seen.event.occurred_at)
+        .collect();
+    eprintln!(
+        "kafka timestamp - occurred_at: min {} max {}",
+        lags.iter().min().unwrap(),
+        lags.iter().max().unwrap()
+    );
     let worst_produced = max_in_window(produced, 1000);
     let worst_emitted = max_in_window(emitted, 1000);
     assert!(
         worst_emitted <= rate as usize,
         "{worst_emitted} in one second"
     );
+    // Kafka stamps a record a few milliseconds after the pace granted it, so a window on
+    // those timestamps may also hold one burst (two ticks' worth) from its edge.
+    let burst = (rate * 0.2).ceil() as usize;
     assert!(
-        worst_produced <= rate as usize + 5,
+        worst_produced <= rate as usize + burst,
         "{worst_produced} in one second"
     );
     eprintln!("10k campaign: at most {worst_emitted} commands in any second (rate {rate}/s)");

@@ -5,8 +5,9 @@
 //! limited to the number's own throughput; each campaign has one, limited to its configured
 //! rate. [`Planner::plan`] hands out what both allow, one message at a time to each campaign in
 //! turn (the turn order rotates), so campaigns sharing a number share it fairly and none can
-//! starve another. Each pace also caps what any one-second window holds at `ceil(rate)`, so
-//! however late a step was, catching up never goes above the rate.
+//! starve another. The bucket lets a step that came a tick late catch up (a burst of two
+//! ticks' worth), and each pace also caps what any one-second window holds at `ceil(rate)`, so
+//! catching up never goes above the rate.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -103,12 +104,11 @@ impl Pace {
     }
 }
 
-/// The bucket's burst for a rate: half a second's worth, and at least what one tick of
-/// `tick_ms` carries, so a step that was held up can catch up (the one-second cap still holds).
+/// The bucket's burst for a rate: two ticks' worth of `tick_ms` (at least one message), so a
+/// step that came a tick late catches up, while sending stays smooth.
 pub fn burst_for(rate_per_second: f64, tick_ms: u64) -> u32 {
     let per_tick = rate_per_second * (tick_ms as f64) / 1000.0;
-    let half_second = rate_per_second / 2.0;
-    (per_tick.max(half_second).ceil() as u32).max(1)
+    ((per_tick * 2.0).ceil() as u32).max(1)
 }
 
 /// A campaign that wants to send, as the planner sees it.
@@ -318,9 +318,9 @@ mod tests {
     }
 
     #[test]
-    fn stalled_steps_catch_up_without_exceeding_the_rate() {
-        // Steps every 100 ms, but every second one step is held up for 400 ms (a slow store
-        // round trip): the pace still averages 18/s, and no second holds more than 18.
+    fn a_late_step_catches_up_without_exceeding_the_rate() {
+        // Steps every 100 ms, every seventh one a tick late: the pace still averages 18/s, and
+        // no second holds more than 18.
         let mut planner = Planner::new(80.0, 100);
         let demands = [demand("a", 18.0)];
         let mut times = Vec::new();
@@ -331,9 +331,9 @@ mod tests {
                 times.extend(std::iter::repeat_n(now, count as usize));
             }
             step += 1;
-            now += if step % 7 == 0 { 400.0 } else { 100.0 };
+            now += if step % 7 == 0 { 200.0 } else { 100.0 };
         }
-        assert!(times.len() >= 340, "{}", times.len());
+        assert!(times.len() >= 355, "{}", times.len());
         assert!(max_in_any_window(&times, 1000.0) <= 18);
     }
 
