@@ -190,6 +190,25 @@ impl World {
         if let Some(reader) = self.reader.take() {
             reader.abort();
         }
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set(
+                "bootstrap.servers",
+                var("CAAS_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            )
+            .create()
+            .unwrap();
+        let names: Vec<String> = [
+            topics::PRESENCE_EVENTS.to_string(),
+            dlq_topic(topics::PRESENCE_EVENTS),
+            topics::INBOUND_STATUSES.to_string(),
+            dlq_topic(topics::INBOUND_STATUSES),
+            topics::PRESENCE_UPDATES.to_string(),
+        ]
+        .iter()
+        .map(|topic| format!("{}{topic}", self.prefix))
+        .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let _ = admin.delete_topics(&refs, &AdminOptions::new()).await;
     }
 
     fn event(
