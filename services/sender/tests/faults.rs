@@ -86,9 +86,18 @@ async fn faults_end_in_one_outcome_each_without_duplicates_and_within_the_rate()
             })
         })
         .await;
-    // Let the duplicates' results (re-published from the ledger) arrive too.
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    results.until("nothing more", |_| true).await;
+    // The duplicates' results (re-published from the ledger) arrive too: wait for them rather
+    // than for a fixed time, which a loaded machine can outlast.
+    results
+        .until("a second result for every redelivered command", |seen| {
+            commands.iter().step_by(12).all(|command| {
+                seen.iter()
+                    .filter(|result| result.command_id == command.command_id)
+                    .count()
+                    >= 2
+            })
+        })
+        .await;
 
     let whatsapp_records = simulator_requests(&base, &tenant.phone_number_id).await;
     let rbm_records = simulator_requests(&base, &tenant.agent_id).await;
