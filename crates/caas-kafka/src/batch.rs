@@ -298,20 +298,8 @@ impl<H: BatchHandler> BatchWorker<'_, H> {
     }
 
     async fn on_consume_error(&self, error: KafkaError) -> Result<(), ClientError> {
-        if let Some((code, reason)) = self.consumer.client().fatal_error() {
-            tracing::error!(group = %self.config.group_id, ?code, reason, "fatal consumer error");
-            return Err(ClientError::Fatal(error));
-        }
-        metrics()
-            .consumer_errors
-            .with_label_values(&[&self.config.group_id, "consume"])
-            .inc();
-        tracing::warn!(group = %self.config.group_id, error = %error, "kafka consume error");
-        tokio::select! {
-            _ = self.shutdown.cancelled() => {}
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-        Ok(())
+        let fatal = self.consumer.client().fatal_error();
+        crate::consumer::on_consume_error(fatal, &self.config.group_id, self.shutdown, error).await
     }
 
     async fn process(&self, records: Vec<Record>) -> Flow {

@@ -199,21 +199,8 @@ impl<H: Handler> Worker<'_, H> {
     }
 
     async fn on_consume_error(&self, error: KafkaError) -> Result<(), ClientError> {
-        if let Some((code, reason)) = self.consumer.client().fatal_error() {
-            tracing::error!(group = %self.config.group_id, ?code, reason, "fatal consumer error");
-            return Err(ClientError::Fatal(error));
-        }
-        metrics()
-            .consumer_errors
-            .with_label_values(&[&self.config.group_id, "consume"])
-            .inc();
-        tracing::warn!(group = %self.config.group_id, error = %error, "kafka consume error");
-        // Errors such as an unknown topic repeat on every poll; do not spin on them.
-        tokio::select! {
-            _ = self.shutdown.cancelled() => {}
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-        Ok(())
+        let fatal = self.consumer.client().fatal_error();
+        on_consume_error(fatal, &self.config.group_id, self.shutdown, error).await
     }
 
     async fn process(&self, record: Record) -> Flow {
@@ -398,6 +385,31 @@ pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
     } else {
         "a non-string panic payload".to_string()
     }
+}
+
+/// What both consumer loops do with a consume error: a fatal client error ends the loop; any
+/// other error is counted, logged and slept on briefly (errors such as an unknown topic repeat on
+/// every poll; do not spin on them).
+pub(crate) async fn on_consume_error(
+    fatal: Option<(rdkafka::types::RDKafkaErrorCode, String)>,
+    group_id: &str,
+    shutdown: &CancellationToken,
+    error: KafkaError,
+) -> Result<(), ClientError> {
+    if let Some((code, reason)) = fatal {
+        tracing::error!(group = %group_id, ?code, reason, "fatal consumer error");
+        return Err(ClientError::Fatal(error));
+    }
+    metrics()
+        .consumer_errors
+        .with_label_values(&[group_id, "consume"])
+        .inc();
+    tracing::warn!(group = %group_id, error = %error, "kafka consume error");
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]
