@@ -279,10 +279,17 @@ async fn a_customer_who_sends_stop_mid_campaign_gets_nothing_after_the_opt_out_i
     api.create(campaign_body(
         &campaign_id,
         upload["audience_id"].as_str().unwrap(),
-        25.0,
+        10.0,
     ))
     .await;
     commands.until(5).await;
+    // Hold the campaign while the STOP travels, so the customer's turn cannot come before the
+    // opt-out is recorded however slow the machine is; the skip itself happens after resume.
+    let (status, paused) = api
+        .post(&format!("/api/v1/campaigns/{campaign_id}/pause"), json!({}))
+        .await;
+    assert_eq!(status, 202, "{paused}");
+    wait_for_state(&api, &campaign_id, "paused").await;
 
     let event_id = format!("stop-{}", short_id());
     let stop = InboundMessage {
@@ -314,6 +321,13 @@ async fn a_customer_who_sends_stop_mid_campaign_gets_nothing_after_the_opt_out_i
     let recorded_at = consent["recorded_at"].as_i64().unwrap();
     assert_eq!(consent["history"][0]["keyword"], "STOP");
     assert_eq!(consent["history"][0]["language"], "en");
+    let (status, resumed) = api
+        .post(
+            &format!("/api/v1/campaigns/{campaign_id}/resume"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{resumed}");
     wait_for_state(&api, &campaign_id, "completed").await;
     commands.poll().await;
     let to_customer: Vec<i64> = commands
