@@ -6,7 +6,7 @@ CACHE ?= $(HOME)/.cache/caas
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 STACK := infra/local/stack.sh
 
-.PHONY: up down status logs test lint fmt unit reset infra install docs
+.PHONY: up down status logs test lint fmt unit reset infra install docs up-cluster down-cluster status-cluster chaos
 
 ## up: install what is missing, build, start the stack and every service, print the URLs
 up:
@@ -49,3 +49,19 @@ fmt:
 ## docs: regenerate topics/README.md and topics/asyncapi.yaml from the catalogue
 docs:
 	cargo run --quiet -p caasctl -- topics docs
+
+## up-cluster: a second stack on other ports: three Kafka brokers (RF 3, min ISR 2) and its own services
+up-cluster:
+	@infra/local/cluster.sh up
+
+## down-cluster: stop everything `make up-cluster` started (its state is kept in ~/.cache/caas/cluster)
+down-cluster:
+	@infra/local/cluster.sh down
+
+## status-cluster: what runs in the three-broker stack and whether it is ready
+status-cluster:
+	@infra/local/cluster.sh status
+
+## chaos: fault-injection and scaling tests against the three-broker stack (not part of `make test`)
+chaos: up-cluster
+	@bash tests/chaos/run.sh

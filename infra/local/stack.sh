@@ -380,6 +380,9 @@ down() {
   stop kafka
 }
 
+# Sourced (infra/local/cluster.sh reuses the helpers above): define, run nothing.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
+
 case ${1:-up} in
   install) install_all ;;
   infra) infra_up ;;
