@@ -6,10 +6,12 @@
 //! - [`docs`]: render `topics/README.md` and `topics/asyncapi.yaml`; detect stale copies.
 //! - [`schemas`]: `schemas apply` and `schemas check` against git history or the registry.
 //! - [`compat`]: the local FULL compatibility check with explanations (pure).
+//! - [`dlq`]: `dlq list` and `dlq replay` (exactly-once moves back to the original topic).
 //! - [`registry`]: the Confluent-compatible registry API calls we need.
 
 pub mod catalogue;
 pub mod compat;
+pub mod dlq;
 pub mod docs;
 pub mod registry;
 pub mod schemas;

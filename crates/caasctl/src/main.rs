@@ -10,7 +10,7 @@
 mod probe;
 mod token;
 
-use caasctl::{schemas, topics};
+use caasctl::{dlq, schemas, topics};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -30,6 +30,8 @@ enum Command {
     Schemas(schemas::SchemasArgs),
     /// Print an operator JWT (HS256, CAAS_JWT_SECRET) for the gateway and dashboard.
     Token(token::TokenArgs),
+    /// List a dead-letter topic, or replay it to the original topics exactly once.
+    Dlq(dlq::DlqArgs),
 }
 
 #[tokio::main]
@@ -40,5 +42,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Topics(arguments) => topics::run(arguments).await,
         Command::Schemas(arguments) => schemas::run(arguments).await,
         Command::Token(arguments) => token::run(arguments),
+        Command::Dlq(arguments) => dlq::run(arguments).await,
     }
 }

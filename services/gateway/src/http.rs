@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
@@ -102,28 +102,64 @@ impl FromRequestParts<Arc<Shared>> for Operator {
         parts: &mut Parts,
         shared: &Arc<Shared>,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .ok_or(AuthError::Missing)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or(AuthError::Malformed(
-                "expected Authorization: Bearer <token>",
-            ))?;
-        let claims = auth::verify(
-            token,
-            shared.jwt_secret.expose().as_bytes(),
-            auth::now_seconds(),
-        )?;
-        Ok(Operator(claims))
+        Ok(Operator(bearer_claims(&parts.headers, shared)?))
     }
 }
 
-/// Routes of the API, the OpenAPI document and the dashboard.
-pub fn router(shared: Arc<Shared>) -> Router {
+/// Verify the request's `Authorization: Bearer <jwt>`.
+fn bearer_claims(headers: &HeaderMap, shared: &Shared) -> Result<Claims, AuthError> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .ok_or(AuthError::Missing)?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or(AuthError::Malformed(
+            "expected Authorization: Bearer <token>",
+        ))?;
+    auth::verify(
+        token,
+        shared.jwt_secret.expose().as_bytes(),
+        auth::now_seconds(),
+    )
+}
+
+/// In front of the campaign API (`caas_campaign::api_router`), which does no token checking of
+/// its own: the gateway's verified JWT becomes the [`caas_campaign::Caller`] it reads. A
+/// refused token is answered here, as on every other route.
+async fn campaign_caller(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let claims = match bearer_claims(request.headers(), &shared) {
+        Ok(claims) => claims,
+        Err(error) => return ApiError::Unauthorized(error).into_response(),
+    };
+    let role = if claims.is_admin() {
+        caas_campaign::CallerRole::Admin
+    } else {
+        caas_campaign::CallerRole::Operator
+    };
+    request.extensions_mut().insert(caas_campaign::Caller {
+        tenant: claims.tenant,
+        operator_id: claims.sub,
+        role,
+    });
+    next.run(request).await
+}
+
+/// Routes of the API (the gateway's own and the campaign API), the OpenAPI document and the
+/// dashboard.
+///
+/// Body limits: the gateway's routes take no bodies, and the campaign API's `Json` routes keep
+/// axum's default limit (2 MiB); `POST /api/v1/audiences` reads its body as a stream (up to
+/// `CAAS_CAMPAIGN_MAX_AUDIENCE_ROWS` rows), so no limit layer may wrap the merged router.
+pub fn router(shared: Arc<Shared>, campaigns: caas_campaign::ApiState) -> Router {
+    let campaign_api = caas_campaign::api_router(campaigns).layer(
+        axum::middleware::from_fn_with_state(shared.clone(), campaign_caller),
+    );
     let api = Router::new()
         .route("/api/v1/me", get(me))
         .route("/api/v1/conversations", get(list_conversations))
@@ -133,6 +169,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/customers/{customer}", delete(erase_customer))
         .with_state(shared)
         .layer(axum::middleware::from_fn(count_requests));
+    let api = api.merge(campaign_api);
     Router::new()
         .route(
             "/",

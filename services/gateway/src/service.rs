@@ -87,8 +87,13 @@ pub async fn run(
     realtime::register(&io).await?;
     let _ = shared.io.set(io.clone());
 
+    // The campaign REST API (lazy clients of its own: a dependency that is down makes its
+    // requests 503, never start-up fail).
+    let campaigns = caas_campaign::ApiState::connect(&config.common)
+        .await
+        .context("cannot create the campaign API's clients")?;
     let app = caas_runtime::ops::router(readiness)
-        .merge(http::router(shared))
+        .merge(http::router(shared, campaigns))
         .layer(layer);
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await

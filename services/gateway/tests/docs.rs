@@ -46,6 +46,16 @@ fn the_openapi_document_parses_and_lists_every_route() {
         "/api/v1/conversations/{key}/messages",
         "/api/v1/customers/{customer}/export",
         "/api/v1/customers/{customer}",
+        "/api/v1/audiences",
+        "/api/v1/audiences/{audience_id}",
+        "/api/v1/audiences/{audience_id}/errors",
+        "/api/v1/campaigns",
+        "/api/v1/campaigns/{campaign_id}",
+        "/api/v1/campaigns/{campaign_id}/pause",
+        "/api/v1/campaigns/{campaign_id}/resume",
+        "/api/v1/campaigns/{campaign_id}/cancel",
+        "/api/v1/campaigns/{campaign_id}/recipients",
+        "/api/v1/consents/{channel}/{customer_id}",
         "/openapi.yaml",
     ] {
         assert!(

@@ -180,6 +180,22 @@ impl Cluster {
         }
     }
 
+    /// Start one gateway instance on the running stack's data: the stack's MongoDB database
+    /// (where the stack's logger and campaign service write) and the stack's logger group, with
+    /// this cluster's own consumer group and adapter prefix. For tests that drive the whole
+    /// platform as `make up` runs it (campaigns, the sender and the provider simulator).
+    pub async fn start_on_stack(&self) -> Gateway {
+        let stack = stack();
+        let logger_group =
+            std::env::var("CAAS_LOGGER_GROUP_ID").unwrap_or_else(|_| "caas-logger".to_string());
+        self.start(&[
+            ("CAAS_MONGODB_DATABASE", stack.mongodb_database.as_str()),
+            ("CAAS_LOGGER_GROUP_ID", logger_group.as_str()),
+            ("CAAS_GATEWAY_SEQ_WAIT_MS", "5000"),
+        ])
+        .await
+    }
+
     /// Start the real ingest (webhooks → Kafka); tenant `demo` owns WhatsApp number id
     /// [`DEMO_PHONE_NUMBER_ID`] (as in `.env.example`), webhooks are signed with
     /// [`WHATSAPP_APP_SECRET`].
@@ -256,9 +272,27 @@ impl Service {
 
     /// GET `path` with a bearer token; (status, JSON body).
     pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut request = reqwest::Client::new()
-            .get(format!("http://{}{path}", self.address))
-            .timeout(Duration::from_secs(15));
+        let request = reqwest::Client::new().get(format!("http://{}{path}", self.address));
+        self.call(request, token).await
+    }
+
+    /// POST `body` (with its content type) to `path` with a bearer token; (status, JSON body).
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let request = reqwest::Client::new()
+            .post(format!("http://{}{path}", self.address))
+            .header("content-type", content_type)
+            .body(body);
+        self.call(request, token).await
+    }
+
+    async fn call(&self, request: reqwest::RequestBuilder, token: Option<&str>) -> (u16, Value) {
+        let mut request = request.timeout(Duration::from_secs(60));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
