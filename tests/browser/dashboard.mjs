@@ -12,6 +12,10 @@
 //                                         outbound bubble; answers its id and status
 //   {cmd: "status", text, statuses}       wait until that outbound bubble's status is one of
 //   {cmd: "takeover"}                     click "Take over"; wait for the human badge
+//   {cmd: "campaign_watch", id}           start sampling that campaign row's progress (data-done)
+//                                         every 50 ms, so the test can see the bar advance
+//   {cmd: "campaign", id, state, done}    wait until the row shows `state` and `done` percent;
+//                                         answers the percentages sampled so far, in order
 //   {cmd: "screenshot", name}
 //   {cmd: "quit"}
 import fs from "node:fs";
@@ -87,6 +91,28 @@ const steps = {
     await page.locator('[data-testid="takeover-button"]').click();
     await page.locator('[data-testid="conversation-row"].selected [data-testid="mode-badge"].human').waitFor({ timeout: TIMEOUT });
     return { screenshot: await shot("05-taken-over") };
+  },
+  async campaign_watch({ id }) {
+    await page.evaluate((campaignId) => {
+      const history = (window.__campaignProgress ??= {});
+      const seen = (history[campaignId] = []);
+      setInterval(() => {
+        const row = document.querySelector(`[data-testid="campaign-row"][data-id="${campaignId}"]`);
+        const done = row?.getAttribute("data-done");
+        if (done != null && seen[seen.length - 1] !== Number(done)) seen.push(Number(done));
+      }, 50);
+    }, id);
+    return {};
+  },
+  async campaign({ id, state, done }) {
+    const row = page.locator(`[data-testid="campaign-row"][data-id="${id}"][data-state="${state}"][data-done="${done}"]`);
+    await row.waitFor({ timeout: TIMEOUT });
+    const history = await page.evaluate((campaignId) => window.__campaignProgress?.[campaignId] ?? [], id);
+    return {
+      history,
+      counts: await row.locator('[data-testid="campaign-counts"]').textContent(),
+      screenshot: await shot(`campaign-${state}`),
+    };
   },
   async screenshot({ name }) {
     return { screenshot: await shot(name) };

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import test from "node:test";
 
-const { ConversationList, Thread, Typing, campaignDone, laterStatus } = await import(process.env.CAAS_DASHBOARD_MODEL);
+const { ConversationList, Thread, Typing, applyCampaignEvent, campaignDone, laterStatus } = await import(process.env.CAAS_DASHBOARD_MODEL);
 
 const message = (id, seq, status = "received", direction = "inbound") => ({
   id, conversation_key: "acme:whatsapp:1", seq, direction, origin: "customer", operator_id: null,
@@ -66,4 +66,23 @@ test("typing lapses and campaigns report progress", () => {
   assert.deepEqual(typing.who("k", 200), []);
   const counts = { audience: 10, queued: 0, sent: 4, delivered: 3, read: 1, failed: 1, skipped: 0, replied: 0 };
   assert.equal(campaignDone({ conversation_key: "c", campaign_id: "c", kind: "progress", counts, reason: null, occurred_at: 0 }), 0.5);
+});
+
+test("campaign events keep the lifecycle state and the newest totals", () => {
+  const counts = (sent) => ({ audience: 4, queued: 4 - sent, sent, delivered: 0, read: 0, failed: 0, skipped: 0, replied: 0 });
+  const event = (kind, sent, at) => ({ conversation_key: "t:campaign:c", campaign_id: "c", kind, counts: counts(sent), reason: null, occurred_at: at });
+  let view = applyCampaignEvent(undefined, event("started", 0, 1));
+  assert.equal(view.state, "running");
+  view = applyCampaignEvent(view, event("progress", 2, 2));
+  assert.equal(view.state, "running");
+  assert.equal(campaignDone(view), 0.5);
+  view = applyCampaignEvent(view, event("progress", 1, 1));
+  assert.equal(view.counts.sent, 2, "an older event never wins");
+  view = applyCampaignEvent(view, event("completed", 4, 3));
+  view = applyCampaignEvent(view, event("progress", 4, 4));
+  assert.equal(view.state, "completed", "totals after completion keep the state");
+  assert.equal(campaignDone(view), 1);
+  view = applyCampaignEvent(view, { ...event("rejected", 4, 5), reason: "already completed" });
+  assert.equal(view.state, "completed");
+  assert.equal(view.reason, "already completed");
 });

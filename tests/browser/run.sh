@@ -6,7 +6,9 @@
 # - the dashboard's client rules (web/src/model.ts) with node:test;
 # - the operator dashboard in headless Chromium (playwright-core + Debian's chromium): a
 #   signed WhatsApp webhook's message appears in the list and the thread without a reload, a
-#   reply typed into the box shows as sent, take-over works; screenshots are kept in
+#   reply typed into the box shows as sent, take-over works; a campaign started through the
+#   gateway's API against the stack's simulator shows its progress bar advance to completion;
+#   screenshots are kept in
 #   ~/.cache/caas/artifacts/browser/ (CAAS_BROWSER_ARTIFACTS).
 #
 # The drivers are tests/browser/*.mjs; the tests themselves (services start in-process, events

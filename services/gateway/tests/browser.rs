@@ -393,6 +393,122 @@ async fn the_dashboard_shows_a_webhook_message_live_and_sends_a_reply() {
     cluster.cleanup().await;
 }
 
+/// The stack's simulator: the fake WhatsApp Cloud API the stack's sender calls.
+const SIMULATOR: &str = "http://127.0.0.1:8090";
+/// The demo tenant's WhatsApp number (`.env.example`), the one the stack's sender knows.
+const DEMO_NUMBER: &str = common::DEMO_PHONE_NUMBER_ID;
+
+/// Fail early, with a reason, when a part of the running stack a test drives is missing.
+async fn require_stack(parts: &[(&str, &str)]) {
+    for (name, url) in parts {
+        let ready = reqwest::get(*url)
+            .await
+            .is_ok_and(|response| response.status().is_success());
+        assert!(
+            ready,
+            "this test needs the running stack's {name} ({url}); run make up"
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Node.js, npm packages, chromium and the running stack: run tests/browser/run.sh"]
+async fn the_dashboard_shows_a_running_campaigns_progress_live() {
+    require_stack(&[
+        ("campaign service", "http://127.0.0.1:9104/ready"),
+        ("sender", "http://127.0.0.1:9105/ready"),
+        ("provider simulator", "http://127.0.0.1:8090/ready"),
+    ])
+    .await;
+    let cluster = Cluster::new().await;
+    let gateway = cluster.start_on_stack().await;
+    let admin = token("demo", "op-campaigns", "admin");
+    let url = format!("http://{}/?token={admin}", gateway.address);
+    let artifacts = artifacts_dir();
+    let mut page = NodeDriver::spawn("dashboard.mjs", &[&url, artifacts.to_str().unwrap()]);
+    page.step(json!({ "cmd": "signed_in" })).await;
+
+    // A campaign of the demo tenant through the gateway's API, sent by the stack's campaign
+    // service and sender to the simulator, at 4 messages per second: a few seconds of
+    // progress to watch.
+    let recipients = 24;
+    let block = uuid::Uuid::new_v4().as_u128() % 9_000 + 1_000;
+    let numbers: Vec<String> = (0..recipients)
+        .map(|index| format!("+49176{block:04}{index:04}"))
+        .collect();
+    let campaign_id = unique("browser-");
+    page.send(json!({ "cmd": "campaign_watch", "id": campaign_id }))
+        .await;
+    page.expect("campaign_watch", &mut Vec::new()).await;
+    let (status, accepted) = gateway
+        .post(
+            "/api/v1/campaigns",
+            Some(&admin),
+            "application/json",
+            json!({
+                "campaign_id": campaign_id,
+                "name": "Browser progress check",
+                "channel": "whatsapp",
+                "business_id": DEMO_NUMBER,
+                "template": { "name": "spring_sale", "language": "en" },
+                "recipients": numbers,
+                "rate_per_second": 4,
+                "timezone": "UTC",
+            })
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+
+    let completed = page
+        .step(json!({ "cmd": "campaign", "id": campaign_id, "state": "completed", "done": 100 }))
+        .await;
+    let history: Vec<i64> = completed["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    eprintln!(
+        "campaign progress seen in the page: {history:?}; {}",
+        completed["counts"]
+    );
+    assert!(
+        history.iter().any(|done| *done > 0 && *done < 100),
+        "the bar never showed a value between 0 and 100: {history:?}"
+    );
+    assert!(
+        history.windows(2).all(|pair| pair[0] <= pair[1]),
+        "the bar went backwards: {history:?}"
+    );
+    assert_eq!(history.last(), Some(&100));
+    // Every recipient reached the simulator once.
+    let requests: Value = reqwest::get(format!(
+        "{SIMULATOR}/_sim/requests?api=whatsapp&sender={DEMO_NUMBER}&outcome=accepted"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let reached = requests["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|request| {
+            numbers
+                .iter()
+                .any(|number| request["to"] == number.trim_start_matches('+'))
+        })
+        .count();
+    assert_eq!(reached, recipients, "the simulator's accepted sends");
+    eprintln!("screenshot: {}", completed["screenshot"]);
+    page.quit().await;
+
+    gateway.stop().await;
+    cluster.cleanup().await;
+}
+
 fn common_now() -> i64 {
     caas_gateway::realtime::now_ms()
 }

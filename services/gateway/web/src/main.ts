@@ -5,6 +5,7 @@
 import { io, Socket } from "socket.io-client";
 import {
   CampaignProgress,
+  CampaignView,
   Conversation,
   ConversationList,
   ConversationUpdate,
@@ -12,6 +13,7 @@ import {
   StatusUpdate,
   Thread,
   Typing,
+  applyCampaignEvent,
   campaignDone,
   previewOf,
 } from "./model";
@@ -39,7 +41,7 @@ const state = {
   typing: new Typing(),
   customerPresence: new Map<string, string>(),
   operatorsOnline: new Map<string, number>(),
-  campaigns: new Map<string, CampaignProgress>(),
+  campaigns: new Map<string, CampaignView>(),
   heartbeat: 0 as number | ReturnType<typeof setInterval>,
 };
 
@@ -289,20 +291,88 @@ function renderCampaigns(): void {
   section.hidden = items.length === 0;
   $("#campaign-list").replaceChildren(
     ...items.map((campaign) => {
-      const done = campaignDone(campaign);
-      const { audience, delivered, read, failed } = campaign.counts;
+      const done = Math.round(campaignDone(campaign) * 100);
+      const { audience, sent, delivered, read, failed, skipped } = campaign.counts;
+      const share = (count: number) => `width:${audience ? Math.max(0, (count / audience) * 100).toFixed(2) : 0}%`;
+      // Stacked, cumulative totals: read ⊆ delivered ⊆ sent; then failed and skipped.
+      const segments: [string, number][] = [
+        ["read", read],
+        ["delivered", delivered - read],
+        ["sent", sent - delivered],
+        ["failed", failed],
+        ["skipped", skipped],
+      ];
       return h(
         "li",
-        { class: "campaign", "data-testid": "campaign-row", "data-id": campaign.campaign_id },
-        h("div", { class: "campaign-top" }, h("span", {}, campaign.campaign_id), h("span", { class: `kind ${campaign.kind}` }, campaign.kind)),
-        h("div", { class: "bar" }, h("div", { class: "fill", style: `width:${Math.round(done * 100)}%` })),
-        h("div", { class: "campaign-counts" }, `${Math.round(done * 100)}% of ${audience} · ${delivered} delivered · ${read} read · ${failed} failed`),
+        {
+          class: "campaign",
+          "data-testid": "campaign-row",
+          "data-id": campaign.campaign_id,
+          "data-state": campaign.state,
+          "data-done": String(done),
+        },
+        h(
+          "div",
+          { class: "campaign-top" },
+          h("span", { class: "campaign-name", title: campaign.campaign_id }, campaign.name || campaign.campaign_id),
+          h("span", { class: `kind ${campaign.state}`, "data-testid": "campaign-state" }, campaign.state),
+        ),
+        h(
+          "div",
+          {
+            class: "bar",
+            role: "progressbar",
+            "aria-valuemin": "0",
+            "aria-valuemax": "100",
+            "aria-valuenow": String(done),
+            "data-testid": "campaign-bar",
+          },
+          ...segments.map(([name, count]) => h("div", { class: `fill ${name}`, style: share(count), title: `${name}: ${count}` })),
+        ),
+        h(
+          "div",
+          { class: "campaign-counts", "data-testid": "campaign-counts" },
+          `${done}% of ${audience} · ${sent} sent · ${delivered} delivered · ${read} read · ${failed} failed${skipped ? ` · ${skipped} skipped` : ""}`,
+        ),
+        campaign.reason ? h("div", { class: "campaign-reason" }, campaign.reason) : null,
       );
     }),
   );
 }
 
 // ---------------------------------------------------------------- data
+
+interface CampaignSummary {
+  campaign_id: string;
+  name: string | null;
+  state: string;
+  counts: CampaignProgress["counts"];
+  reason: string | null;
+  created_at: number;
+}
+
+/** The tenant's unfinished campaigns, with their names; live totals follow by socket. */
+async function loadCampaigns(): Promise<void> {
+  const body: { campaigns: CampaignSummary[] } = await api("/api/v1/campaigns?limit=50");
+  for (const campaign of body.campaigns) {
+    const known = state.campaigns.get(campaign.campaign_id);
+    if (known) {
+      known.name = campaign.name;
+    } else if (["created", "scheduled", "running", "paused"].includes(campaign.state)) {
+      state.campaigns.set(campaign.campaign_id, {
+        conversation_key: `${state.me?.tenant}:campaign:${campaign.campaign_id}`,
+        campaign_id: campaign.campaign_id,
+        kind: campaign.state,
+        state: campaign.state,
+        name: campaign.name,
+        counts: campaign.counts,
+        reason: campaign.reason,
+        occurred_at: campaign.created_at,
+      });
+    }
+  }
+  render();
+}
 
 async function loadConversations(): Promise<void> {
   let cursor: string | null = null;
@@ -460,6 +530,7 @@ function connect(): void {
     state.connection = "online";
     render();
     loadConversations().catch((error: Error) => toast(`Cannot load conversations: ${error.message}`));
+    loadCampaigns().catch((error: Error) => console.warn(`cannot load campaigns: ${error.message}`));
     if (state.selected) {
       socket.emit("conversation.join", { conversation_key: state.selected }, () => undefined);
       void catchUp(state.selected);
@@ -521,7 +592,10 @@ function connect(): void {
     render();
   });
   socket.on("campaign.progress", (progress: CampaignProgress) => {
-    state.campaigns.set(progress.campaign_id, progress);
+    const known = state.campaigns.get(progress.campaign_id);
+    state.campaigns.set(progress.campaign_id, applyCampaignEvent(known, progress));
+    // A campaign first seen live: its name comes from the REST API.
+    if (!known) loadCampaigns().catch(() => undefined);
     render();
   });
 

@@ -252,6 +252,42 @@ export interface CampaignProgress {
   occurred_at: number;
 }
 
+/** A campaign as the dashboard shows it: the latest totals and the lifecycle state. */
+export interface CampaignView extends CampaignProgress {
+  /** `created`, `scheduled`, `running`, `paused`, `cancelled`, `completed` or `failed`. */
+  state: string;
+  /** From the REST list, when known. */
+  name?: string | null;
+}
+
+const CAMPAIGN_STATES: Record<string, string> = {
+  created: "created",
+  scheduled: "scheduled",
+  started: "running",
+  resumed: "running",
+  paused: "paused",
+  cancelled: "cancelled",
+  completed: "completed",
+  failed: "failed",
+};
+
+/**
+ * Apply a `campaign.progress` event: totals come from the newest event (a campaign's events
+ * share one Kafka partition, so they arrive in order; an older one never wins); lifecycle
+ * kinds set the state, `progress` keeps it (totals keep coming after `completed`), and a
+ * `rejected` command changes nothing but the reason shown.
+ */
+export function applyCampaignEvent(existing: CampaignView | undefined, event: CampaignProgress): CampaignView {
+  if (existing && event.occurred_at < existing.occurred_at) return existing;
+  const state = CAMPAIGN_STATES[event.kind] ?? existing?.state ?? (event.kind === "progress" ? "running" : "created");
+  return {
+    ...event,
+    name: existing?.name,
+    state,
+    reason: event.kind === "rejected" ? event.reason : event.reason ?? existing?.reason ?? null,
+  };
+}
+
 /** Share of a campaign's audience that is done (sent, failed or skipped), 0..1. */
 export function campaignDone(progress: CampaignProgress): number {
   const { audience, sent, failed, skipped } = progress.counts;
