@@ -38,7 +38,7 @@ pub struct KafkaMetrics {
     /// `caas_kafka_dlq_records_total{topic, group, reason}` with reason `poison`,
     /// `retries_exhausted` or `panic`.
     pub dlq_records: IntCounterVec,
-    /// `caas_kafka_consumer_lag{topic, partition, group}`: high watermark minus the group's
+    /// `caas_kafka_consumer_lag_records{topic, partition, group}`: high watermark minus the group's
     /// committed offset, for the partitions this process owns.
     pub consumer_lag: IntGaugeVec,
     /// `caas_kafka_produced_total{topic, outcome}` with outcome `ok`, `timeout` or `error`.
@@ -77,11 +77,11 @@ pub fn metrics() -> &'static KafkaMetrics {
         )
         .expect("register caas_kafka_dlq_records_total"),
         consumer_lag: register_int_gauge_vec!(
-            "caas_kafka_consumer_lag",
+            "caas_kafka_consumer_lag_records",
             "High watermark minus committed offset per owned partition.",
             &["topic", "partition", "group"]
         )
-        .expect("register caas_kafka_consumer_lag"),
+        .expect("register caas_kafka_consumer_lag_records"),
         produced: register_int_counter_vec!(
             "caas_kafka_produced_total",
             "Produce attempts by outcome: ok, timeout, error.",

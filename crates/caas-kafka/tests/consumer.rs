@@ -105,7 +105,7 @@ async fn every_produced_record_is_consumed_in_partition_order() {
     eventually("consumer lag back to 0 on every partition", || {
         partitions.iter().all(|partition| {
             metric_value(
-                "caas_kafka_consumer_lag",
+                "caas_kafka_consumer_lag_records",
                 &[
                     ("topic", topic.as_str()),
                     ("partition", partition.to_string().as_str()),
@@ -170,7 +170,7 @@ async fn the_lag_gauge_shows_the_backlog_even_while_a_handler_is_stuck() {
     ));
     let lag = || {
         metric_value(
-            "caas_kafka_consumer_lag",
+            "caas_kafka_consumer_lag_records",
             &[
                 ("topic", topic.as_str()),
                 ("partition", partition.as_str()),

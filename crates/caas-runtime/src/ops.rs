@@ -112,7 +112,46 @@ async fn ready(State(readiness): State<Readiness>) -> Response {
     (status, Json(body)).into_response()
 }
 
-async fn metrics() -> Response {
+/// `caas_service_ready{service}` and `caas_service_check_ready{service, check}`: 1 when ready,
+/// 0 when not, refreshed on every scrape so an alert sees a service that runs but cannot work
+/// (Prometheus' own `up` only says that `/metrics` answered).
+struct ReadinessMetrics {
+    ready: prometheus::IntGaugeVec,
+    check_ready: prometheus::IntGaugeVec,
+}
+
+fn readiness_metrics() -> &'static ReadinessMetrics {
+    static METRICS: std::sync::LazyLock<ReadinessMetrics> =
+        std::sync::LazyLock::new(|| ReadinessMetrics {
+            ready: prometheus::register_int_gauge_vec!(
+                "caas_service_ready",
+                "1 when every readiness check of the service passes (what /ready answers), else 0.",
+                &["service"]
+            )
+            .expect("register caas_service_ready"),
+            check_ready: prometheus::register_int_gauge_vec!(
+                "caas_service_check_ready",
+                "1 when this readiness check (a dependency) passes, else 0.",
+                &["service", "check"]
+            )
+            .expect("register caas_service_check_ready"),
+        });
+    &METRICS
+}
+
+async fn metrics(State(readiness): State<Readiness>) -> Response {
+    let (all_ready, checks) = readiness.evaluate().await;
+    let gauges = readiness_metrics();
+    gauges
+        .ready
+        .with_label_values(&[readiness.service])
+        .set(i64::from(all_ready));
+    for (check, outcome) in &checks {
+        gauges
+            .check_ready
+            .with_label_values(&[readiness.service, check.as_str()])
+            .set(i64::from(outcome == "ok"));
+    }
     let encoder = prometheus::TextEncoder::new();
     match encoder.encode_to_string(&prometheus::gather()) {
         Ok(text) => (
@@ -247,5 +286,30 @@ mod tests {
         let (status, body) = get_status(router(Readiness::new("test")), "/metrics").await;
         assert_eq!(status, StatusCode::OK);
         assert!(body.contains("caas_runtime_test_events_total 1"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn metrics_report_readiness_per_service_and_check() {
+        let readiness = Readiness::new("metrics-readiness-test");
+        readiness.add_check("redis", || async { Err("connection refused".to_string()) });
+        readiness.add_check("kafka", || async { Ok(()) });
+        let (status, body) = get_status(router(readiness), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            body.contains(r#"caas_service_ready{service="metrics-readiness-test"} 0"#),
+            "{body}"
+        );
+        assert!(
+            body.contains(
+                r#"caas_service_check_ready{check="redis",service="metrics-readiness-test"} 0"#
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains(
+                r#"caas_service_check_ready{check="kafka",service="metrics-readiness-test"} 1"#
+            ),
+            "{body}"
+        );
     }
 }

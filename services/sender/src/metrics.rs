@@ -38,7 +38,7 @@ pub fn metrics() -> &'static Metrics {
         )
         .expect("metric registers once"),
         provider_seconds: register_histogram_vec!(
-            "caas_sender_provider_call_seconds",
+            "caas_sender_provider_call_duration_seconds",
             "Latency of provider send calls.",
             &["channel"],
             vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
