@@ -1,7 +1,9 @@
 //! `docker-compose.yml` can't be run here (no Docker engine), so these tests check offline what
 //! can be checked: the file parses, every service it builds exists in the workspace, every
 //! `CAAS_*` variable a service reads is set for it, every `${VAR}` it references is defined in
-//! `.env.example`, and no two services publish the same host port.
+//! `.env.example`, no two services publish the same host port, every bind mount exists,
+//! Prometheus and Grafana get the shipped provisioning and scrape every service, and the `tools`
+//! profile has Kafka, MongoDB and Redis web UIs bound to localhost.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -254,4 +256,144 @@ fn the_production_shape_is_there() {
             "{name:?} has a health check"
         );
     }
+}
+
+#[test]
+fn every_bind_mount_source_exists_in_the_repository() {
+    let compose = compose();
+    for (name, definition) in services(&compose) {
+        for volume in definition["volumes"].as_sequence().into_iter().flatten() {
+            let Some(text) = volume.as_str() else {
+                continue;
+            };
+            let source = text.split(':').next().unwrap();
+            if source.starts_with("./") {
+                assert!(
+                    root().join(source).exists(),
+                    "{name:?} mounts {source}, which is not in the repository"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn prometheus_and_grafana_run_with_the_shipped_provisioning() {
+    let compose = compose();
+    let services = services(&compose);
+    let mounts = |service: &str| -> Vec<String> {
+        services[service]["volumes"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{service} has volumes"))
+            .iter()
+            .filter_map(|volume| volume.as_str().map(str::to_string))
+            .collect()
+    };
+    for (service, wanted) in [
+        (
+            "prometheus",
+            [
+                "./deploy/observability/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml",
+                "./deploy/observability/prometheus/rules:/etc/prometheus/rules",
+            ],
+        ),
+        (
+            "grafana",
+            [
+                "./deploy/observability/grafana/provisioning:/etc/grafana/provisioning",
+                "./deploy/observability/grafana/dashboards:/var/lib/grafana/dashboards/caas",
+            ],
+        ),
+    ] {
+        assert!(
+            services[service]["profiles"].is_null(),
+            "{service} runs by default, not behind a profile"
+        );
+        for mount in wanted {
+            assert!(
+                mounts(service).iter().any(|found| found.starts_with(mount)),
+                "{service} mounts {mount}: {:?}",
+                mounts(service)
+            );
+        }
+    }
+    // The dashboards provider reads the directory Grafana gets the dashboards in.
+    let provider = std::fs::read_to_string(
+        root().join("deploy/observability/grafana/provisioning/dashboards/caas.yml"),
+    )
+    .unwrap();
+    assert!(provider.contains("path: /var/lib/grafana/dashboards/caas"));
+    // Every scrape target of the compose Prometheus is a compose service on the port the
+    // service listens on (its CAAS_*_ADDR).
+    let config: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(root().join("deploy/observability/prometheus/prometheus.yml"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut scraped = BTreeSet::new();
+    for job in config["scrape_configs"].as_sequence().unwrap() {
+        if job["job_name"].as_str() != Some("caas") {
+            continue;
+        }
+        for group in job["static_configs"].as_sequence().unwrap() {
+            for target in group["targets"].as_sequence().unwrap() {
+                let (host, port) = target.as_str().unwrap().split_once(':').unwrap();
+                let definition = &services[host];
+                assert!(
+                    !definition.is_null(),
+                    "prometheus.yml scrapes {host}, not a compose service"
+                );
+                let environment = serde_yaml::to_string(&definition["environment"]).unwrap();
+                assert!(
+                    environment.contains(&format!("0.0.0.0:{port}")),
+                    "{host} does not listen on {port}: {environment}"
+                );
+                scraped.insert(host.to_string());
+            }
+        }
+    }
+    for (name, definition) in services {
+        if built_service(definition).is_some_and(|service| service != "ctl") {
+            assert!(
+                scraped.contains(name.as_str().unwrap()),
+                "{name:?} is not scraped"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_tools_profile_has_kafka_mongodb_and_redis_web_uis_on_localhost() {
+    let compose = compose();
+    let services = services(&compose);
+    let tools: BTreeMap<String, &Value> = services
+        .iter()
+        .filter(|(_, definition)| {
+            definition["profiles"]
+                .as_sequence()
+                .is_some_and(|profiles| profiles.iter().any(|profile| profile == "tools"))
+        })
+        .map(|(name, definition)| (name.as_str().unwrap().to_string(), definition))
+        .collect();
+    for (wanted, image) in [
+        ("ui-kafka", "kafka-ui"),
+        ("ui-mongodb", "mongo-express"),
+        ("ui-redis", "redisinsight"),
+    ] {
+        let definition = tools
+            .get(wanted)
+            .unwrap_or_else(|| panic!("the tools profile has {wanted}: {:?}", tools.keys()));
+        assert!(
+            definition["image"].as_str().unwrap().contains(image),
+            "{wanted}"
+        );
+        for port in definition["ports"].as_sequence().unwrap() {
+            assert!(
+                port.as_str().unwrap().starts_with("127.0.0.1:"),
+                "{wanted} publishes {port:?} beyond localhost"
+            );
+        }
+    }
+    let kafka_ui = serde_yaml::to_string(&tools["ui-kafka"]["environment"]).unwrap();
+    assert!(kafka_ui.contains("kafka-1:9092") && kafka_ui.contains("registry:8080"));
 }
