@@ -1,7 +1,7 @@
 // Drives the operator dashboard in headless Chromium (playwright-core with Debian's chromium)
 // for services/gateway/tests/browser.rs, which produces the events and checks the outcome.
 //
-//   node dashboard.mjs <dashboard url with ?token=...> <artifacts dir>
+//   node dashboard.mjs <dashboard url with ?token=...> <artifacts dir> [screenshot name prefix]
 //
 // stdin: one JSON command per line; stdout: one JSON answer per line ({type: "error"} on a
 // failed step, with a screenshot). Commands:
@@ -11,6 +11,7 @@
 //   {cmd: "reply", text}                  type into the reply box, press Enter; wait for the
 //                                         outbound bubble; answers its id and status
 //   {cmd: "status", text, statuses}       wait until that outbound bubble's status is one of
+//   {cmd: "mode", key, mode}              wait until the list shows `key` in `mode` (bot | human)
 //   {cmd: "takeover"}                     click "Take over"; wait for the human badge
 //   {cmd: "campaign_watch", id}           start sampling that campaign row's progress (data-done)
 //                                         every 50 ms, so the test can see the bar advance
@@ -23,7 +24,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { chromium } from "playwright-core";
 
-const [url, artifacts] = process.argv.slice(2);
+const [url, artifacts, prefix = ""] = process.argv.slice(2);
 const out = (value) => process.stdout.write(`${JSON.stringify(value)}\n`);
 fs.mkdirSync(artifacts, { recursive: true });
 
@@ -49,7 +50,7 @@ page.on("pageerror", (error) => consoleErrors.push(String(error)));
 await page.goto(url);
 
 const shot = async (name) => {
-  const file = path.join(artifacts, `${name}.png`);
+  const file = path.join(artifacts, `${prefix}${name}.png`);
   await page.screenshot({ path: file, fullPage: false });
   return file;
 };
@@ -85,7 +86,13 @@ const steps = {
     const bubble = outbound(text);
     const selector = statuses.map((status) => `[data-status="${status}"]`).join(",");
     await page.locator('[data-testid="message"].outbound').filter({ hasText: text }).and(page.locator(selector)).waitFor({ timeout: TIMEOUT });
-    return { status: await bubble.getAttribute("data-status"), tick: await bubble.locator('[data-testid="status-tick"]').textContent(), screenshot: await shot("04-sent") };
+    const status = await bubble.getAttribute("data-status");
+    return { status, tick: await bubble.locator('[data-testid="status-tick"]').textContent(), screenshot: await shot(`04-${status}`) };
+  },
+  async mode({ key, mode }) {
+    const badge = row(key).locator(`[data-testid="mode-badge"].${mode}`);
+    await badge.waitFor({ timeout: TIMEOUT });
+    return { mode: await badge.textContent(), screenshot: await shot(`mode-${mode}`) };
   },
   async takeover() {
     await page.locator('[data-testid="takeover-button"]').click();
@@ -111,7 +118,7 @@ const steps = {
     return {
       history,
       counts: await row.locator('[data-testid="campaign-counts"]').textContent(),
-      screenshot: await shot(`campaign-${state}`),
+      screenshot: await shot(`progress-${state}`),
     };
   },
   async screenshot({ name }) {

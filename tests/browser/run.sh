@@ -8,6 +8,8 @@
 #   signed WhatsApp webhook's message appears in the list and the thread without a reload, a
 #   reply typed into the box shows as sent, take-over works; a campaign started through the
 #   gateway's API against the stack's simulator shows its progress bar advance to completion;
+#   a customer played by the simulator is handed off by the chatbot, the operator's reply typed
+#   in the page reaches the simulator and its delivered/read webhooks show as ticks;
 #   screenshots are kept in
 #   ~/.cache/caas/artifacts/browser/ (CAAS_BROWSER_ARTIFACTS).
 #

@@ -360,19 +360,14 @@ async fn the_dashboard_shows_a_webhook_message_live_and_sends_a_reply() {
         .step(json!({ "cmd": "status", "text": reply_text, "statuses": ["sent", "delivered", "read", "failed"] }))
         .await;
     if sent["status"] == "failed" {
-        let (_, thread) = gateway
-            .get(
-                &format!("/api/v1/conversations/{conversation_key}/messages"),
-                Some(&token("demo", "op-ada", "admin")),
-            )
-            .await;
-        let stored = thread["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|message| message["command_id"] == command.command_id.as_str())
-            .cloned()
-            .expect("the reply is stored");
+        let stored = stored_message(
+            &gateway,
+            &conversation_key,
+            &token("demo", "op-ada", "admin"),
+            "command_id",
+            &command.command_id,
+        )
+        .await;
         assert_eq!(stored["status"], "failed", "{stored}");
         eprintln!(
             "note: the stack's sender failed the reply ({}); the dashboard shows it as failed",
@@ -425,7 +420,10 @@ async fn the_dashboard_shows_a_running_campaigns_progress_live() {
     let admin = token("demo", "op-campaigns", "admin");
     let url = format!("http://{}/?token={admin}", gateway.address);
     let artifacts = artifacts_dir();
-    let mut page = NodeDriver::spawn("dashboard.mjs", &[&url, artifacts.to_str().unwrap()]);
+    let mut page = NodeDriver::spawn(
+        "dashboard.mjs",
+        &[&url, artifacts.to_str().unwrap(), "campaign-"],
+    );
     page.step(json!({ "cmd": "signed_in" })).await;
 
     // A campaign of the demo tenant through the gateway's API, sent by the stack's campaign
@@ -507,6 +505,169 @@ async fn the_dashboard_shows_a_running_campaigns_progress_live() {
 
     gateway.stop().await;
     cluster.cleanup().await;
+}
+
+/// The simulator plays a customer: signed inbound webhooks to the stack's ingest.
+async fn customer_sends(customer: &str, name: &str, message: Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{SIMULATOR}/_sim/customers/send"))
+        .json(&json!({
+            "channel": "whatsapp",
+            "business_id": DEMO_NUMBER,
+            "customers": [customer],
+            "customer_name": name,
+            "messages": [message],
+        }))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("the simulator answers");
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(
+        answer["sent"], 1,
+        "the simulator could not deliver the webhook: {answer}"
+    );
+}
+
+/// The first send the simulator received for `customer` whose body satisfies `matches`.
+async fn simulator_request(customer: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let requests: Value = reqwest::get(format!("{SIMULATOR}/_sim/requests?to={customer}"))
+            .await
+            .expect("the simulator answers")
+            .json()
+            .await
+            .expect("json");
+        if let Some(found) = requests["requests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|request| matches(&request["body"]))
+        {
+            return found.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the simulator received no such send to {customer} within {WAIT:?}; it has {requests}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs Node.js, npm packages, chromium and the running stack: run tests/browser/run.sh"]
+async fn a_handed_off_customer_gets_the_operators_reply_and_the_dashboard_shows_it_read() {
+    require_stack(&[
+        ("ingest", "http://127.0.0.1:8080/ready"),
+        ("logger", "http://127.0.0.1:9101/ready"),
+        ("chatbot", "http://127.0.0.1:9103/ready"),
+        ("sender", "http://127.0.0.1:9105/ready"),
+        ("provider simulator", "http://127.0.0.1:8090/ready"),
+    ])
+    .await;
+    let cluster = Cluster::new().await;
+    let gateway = cluster.start_on_stack().await;
+    let url = format!(
+        "http://{}/?token={}",
+        gateway.address,
+        token("demo", "op-e2e", "operator")
+    );
+    let artifacts = artifacts_dir();
+    let mut page = NodeDriver::spawn(
+        "dashboard.mjs",
+        &[&url, artifacts.to_str().unwrap(), "handoff-"],
+    );
+    page.step(json!({ "cmd": "signed_in" })).await;
+
+    // A customer nobody used before writes "hi"; the stack's chatbot answers with its menu.
+    let customer = format!("49157{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000);
+    let conversation_key = format!("demo:whatsapp:{customer}");
+    customer_sends(&customer, "Grace Hopper", json!({ "text": "hi" })).await;
+    simulator_request(&customer, |body| body["type"] == "interactive").await;
+    page.step(json!({ "cmd": "row", "key": conversation_key, "text": "Grace Hopper" }))
+        .await;
+
+    // "Talk to a person": the flow's handoff step makes the conversation human.
+    customer_sends(
+        &customer,
+        "Grace Hopper",
+        json!({ "button": { "id": "human", "title": "Talk to a person" } }),
+    )
+    .await;
+    let human = page
+        .step(json!({ "cmd": "mode", "key": conversation_key, "mode": "human" }))
+        .await;
+    let opened = page
+        .step(json!({ "cmd": "open", "key": conversation_key, "text": "hi" }))
+        .await;
+    assert_eq!(opened["title"], "Grace Hopper");
+
+    // The operator answers in the dashboard; the sender delivers it to the simulator.
+    let reply_text = format!("Hi Grace, Ada here. Ticket {}", unique(""));
+    let replied = page
+        .step(json!({ "cmd": "reply", "text": reply_text }))
+        .await;
+    let sent = simulator_request(&customer, |body| {
+        body["type"] == "text" && body["text"]["body"] == reply_text.as_str()
+    })
+    .await;
+    assert_eq!(sent["outcome"], "accepted", "{sent}");
+    assert_eq!(sent["sender"], DEMO_NUMBER, "{sent}");
+
+    // The simulator's delivered and read webhooks come back through ingest, the logger and the
+    // gateway: the bubble's tick turns into ✓✓, then read.
+    let delivered = page
+        .step(json!({ "cmd": "status", "text": reply_text, "statuses": ["delivered", "read"] }))
+        .await;
+    assert_eq!(delivered["tick"], "✓✓", "{delivered}");
+    let read = page
+        .step(json!({ "cmd": "status", "text": reply_text, "statuses": ["read"] }))
+        .await;
+    assert_eq!(read["tick"], "✓✓", "{read}");
+    let stored = stored_message(
+        &gateway,
+        &conversation_key,
+        &token("demo", "op-e2e", "operator"),
+        "id",
+        replied["id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(stored["status"], "read", "{stored}");
+    assert_eq!(
+        stored["provider_message_id"], sent["provider_message_id"],
+        "{stored}"
+    );
+    for answer in [&human, &opened, &replied, &delivered, &read] {
+        eprintln!("screenshot: {}", answer["screenshot"]);
+    }
+    page.quit().await;
+
+    gateway.stop().await;
+    cluster.cleanup().await;
+}
+
+/// The stored message of a conversation whose `field` is `value` (REST, as the dashboard reads).
+async fn stored_message(
+    gateway: &common::Gateway,
+    conversation_key: &str,
+    token: &str,
+    field: &str,
+    value: &str,
+) -> Value {
+    let (_, thread) = gateway
+        .get(
+            &format!("/api/v1/conversations/{conversation_key}/messages"),
+            Some(token),
+        )
+        .await;
+    thread["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|message| message[field] == value)
+        .cloned()
+        .unwrap_or_else(|| panic!("no stored message with {field} {value}: {thread}"))
 }
 
 fn common_now() -> i64 {
