@@ -7,6 +7,7 @@
 //! - `caasctl token --tenant <t> --sub <operator> [--role admin]`: an operator JWT for the
 //!   gateway (socket.io `auth.token`, REST Bearer).
 
+mod lag;
 mod probe;
 mod token;
 
@@ -28,6 +29,8 @@ enum Command {
     Topics(topics::TopicsArgs),
     /// Register the value schemas, or check that changes to them stay compatible.
     Schemas(schemas::SchemasArgs),
+    /// Consumer lag per group and partition, members, and how many instances a group can use.
+    Lag(lag::LagArgs),
     /// Print an operator JWT (HS256, CAAS_JWT_SECRET) for the gateway and dashboard.
     Token(token::TokenArgs),
     /// List a dead-letter topic, or replay it to the original topics exactly once.
@@ -41,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Probe(arguments) => probe::run(arguments).await,
         Command::Topics(arguments) => topics::run(arguments).await,
         Command::Schemas(arguments) => schemas::run(arguments).await,
+        Command::Lag(arguments) => lag::run(arguments).await,
         Command::Token(arguments) => token::run(arguments),
         Command::Dlq(arguments) => dlq::run(arguments).await,
     }

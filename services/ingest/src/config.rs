@@ -10,6 +10,11 @@ use crate::tenants::{Tenants, DEFAULT_TENANTS};
 
 /// Largest body Meta sends (3 MB); larger bodies are answered 413.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Webhook requests per second per source address (far above what one provider sends to one
+/// deployment; a load test from one machine may need more).
+pub const DEFAULT_RATE_PER_SOURCE: f64 = 1000.0;
+/// Requests one source may send at once.
+pub const DEFAULT_RATE_BURST_PER_SOURCE: u32 = 2000;
 
 /// Configuration of the ingest service.
 #[derive(Debug, Clone)]
@@ -41,6 +46,13 @@ pub struct Config {
     pub dedupe_ttl: Duration,
     /// `CAAS_INGEST_MAX_BODY_BYTES`: bodies above this are answered 413 (default 3 MiB).
     pub max_body_bytes: usize,
+    /// `CAAS_INGEST_RATE_PER_SOURCE`: webhook requests per second one peer address may send
+    /// before it is answered 429 with `Retry-After` (default 1000; 0 turns the limit off). Per
+    /// instance; the providers retry a 429.
+    pub rate_per_source: f64,
+    /// `CAAS_INGEST_RATE_BURST_PER_SOURCE`: requests one source may send at once above the
+    /// rate (default 2000).
+    pub rate_burst_per_source: u32,
 }
 
 impl Config {
@@ -82,6 +94,24 @@ impl Config {
             DEFAULT_MAX_BODY_BYTES,
             "a whole number of bytes",
         )?;
+        let rate_per_source = env.parse::<f64>(
+            "CAAS_INGEST_RATE_PER_SOURCE",
+            DEFAULT_RATE_PER_SOURCE,
+            "requests per second (0 for no limit)",
+        )?;
+        if !(rate_per_source.is_finite() && rate_per_source >= 0.0) {
+            return Err(ConfigError::Invalid {
+                variable: "CAAS_INGEST_RATE_PER_SOURCE".to_string(),
+                value: rate_per_source.to_string(),
+                reason: "not a usable rate".to_string(),
+                expected: "requests per second, 0 or more (0 for no limit)".to_string(),
+            });
+        }
+        let rate_burst_per_source = env.parse::<u32>(
+            "CAAS_INGEST_RATE_BURST_PER_SOURCE",
+            DEFAULT_RATE_BURST_PER_SOURCE,
+            "a whole number of requests",
+        )?;
         Ok(Self {
             common: CommonConfig::from_env(env)?,
             http_addr: env.socket_addr("CAAS_INGEST_ADDR", "127.0.0.1:8080")?,
@@ -92,6 +122,8 @@ impl Config {
             produce_timeout,
             dedupe_ttl: Duration::from_secs(dedupe_ttl_seconds),
             max_body_bytes,
+            rate_per_source,
+            rate_burst_per_source,
         })
     }
 }
@@ -122,6 +154,9 @@ mod tests {
             ("CAAS_INGEST_PRODUCE_TIMEOUT_MS", "5"),
             ("CAAS_INGEST_DEDUPE_TTL_SECS", "0"),
             ("CAAS_INGEST_MAX_BODY_BYTES", "3MB"),
+            ("CAAS_INGEST_RATE_PER_SOURCE", "fast"),
+            ("CAAS_INGEST_RATE_PER_SOURCE", "-1"),
+            ("CAAS_INGEST_RATE_BURST_PER_SOURCE", "-5"),
         ] {
             let error = Config::from_env(&Env::from_pairs([(variable, value)]))
                 .unwrap_err()

@@ -8,7 +8,8 @@
 //! | 400 JSON | the body is not JSON, or not of the provider's shape |
 //! | 401 JSON | signature missing, malformed or wrong |
 //! | 403 JSON | a handshake with a wrong token |
-//! | 413 JSON | body above the limit (3 MiB by default) |
+//! | 413 JSON | body above the limit (3 MiB by default), or an event larger than Kafka accepts |
+//! | 429 JSON | more requests from one source than `CAAS_INGEST_RATE_PER_SOURCE` allows (`Retry-After`) |
 //! | 503 JSON | Kafka or the registry could not take the events in time, a concurrent delivery of the same webhook is still running, or the secret is not configured: the provider retries |
 
 use std::collections::HashMap;
@@ -29,10 +30,11 @@ use crate::dedupe::DedupeStore;
 use crate::error::ParseError;
 use crate::events::{Batch, Stamp};
 use crate::metrics::metrics;
-use crate::pipeline::{DeliverError, EventSink, Pipeline};
+use crate::pipeline::{DeliverError, EventSink, Pipeline, PublishError};
 use crate::signature::{self, SignatureError, RBM_SIGNATURE_HEADER, WHATSAPP_SIGNATURE_HEADER};
 use crate::tenants::Tenants;
 use crate::{rcs, whatsapp};
+use caas_kafka::ProduceError;
 
 /// The OpenAPI document of these endpoints, served at `GET /openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../openapi.yaml");
@@ -184,11 +186,39 @@ fn not_configured(variable: &str) -> ApiError {
 }
 
 fn deliver_error(provider: &'static str, error: DeliverError) -> ApiError {
+    // A record Kafka refuses for its size is refused again on every retry: answering 503 would
+    // make the provider retry it for days. It is bad input (a field far above any real size).
+    if is_too_large_for_kafka(&error) {
+        tracing::warn!(provider, error = %error, "webhook refused: an event is larger than kafka accepts");
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "event_too_large",
+            format!("an event of this webhook is larger than the broker accepts; nothing was stored: {error}"),
+        );
+    }
     tracing::warn!(provider, error = %error, "webhook not stored; answering 503 so the provider retries");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable",
         error.to_string(),
+    )
+}
+
+/// Whether the delivery failed because Kafka refused a record for its size.
+fn is_too_large_for_kafka(error: &DeliverError) -> bool {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    let DeliverError::Publish {
+        first: PublishError::Produce(ProduceError::Rejected { source, .. }),
+        ..
+    } = error
+    else {
+        return false;
+    };
+    matches!(
+        source,
+        KafkaError::MessageProduction(
+            RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize
+        )
     )
 }
 

@@ -33,6 +33,8 @@ pub mod pipeline;
 #[cfg(feature = "server")]
 pub mod publish;
 #[cfg(feature = "server")]
+pub mod ratelimit;
+#[cfg(feature = "server")]
 mod service;
 
 #[cfg(feature = "server")]

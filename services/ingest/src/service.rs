@@ -14,6 +14,7 @@ use crate::dedupe::RedisDedupe;
 use crate::http::{self, AppState, Credentials};
 use crate::pipeline::{DedupeSettings, Pipeline};
 use crate::publish::KafkaSink;
+use crate::ratelimit::{self, SourceLimiter};
 use crate::{Config, SERVICE};
 
 /// What this service depends on; `/ready` checks each of them.
@@ -69,8 +70,18 @@ pub async fn run(
             );
         }
     }
-    let app =
-        caas_runtime::ops::router(readiness).merge(http::router(state, config.max_body_bytes));
+    let mut webhook_routes = http::router(state, config.max_body_bytes);
+    if let Some(limiter) = SourceLimiter::new(
+        config.rate_per_source,
+        config.rate_burst_per_source,
+        http::system_now_millis,
+    ) {
+        webhook_routes = webhook_routes.layer(axum::middleware::from_fn_with_state(
+            limiter,
+            ratelimit::limit,
+        ));
+    }
+    let app = caas_runtime::ops::router(readiness).merge(webhook_routes);
 
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
@@ -89,8 +100,12 @@ pub async fn run(
     // In-flight webhooks finish (each is bounded by the produce timeout and the in-flight
     // wait); the grace period bounds the whole drain.
     let drain_signal = shutdown.clone();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { drain_signal.cancelled().await });
+    // With the peer's address, which the rate limit per source keys on.
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { drain_signal.cancelled().await });
     let grace = config.common.shutdown_grace;
     let drained = tokio::select! {
         outcome = server => Some(outcome),
