@@ -153,8 +153,9 @@ start_cluster_mongodb() {
 
 start_cluster_redis() {
   mkdir -p "$STATE/redis"
+  # Append-only file, as in production: a restarted Redis keeps sessions and de-duplication keys.
   start redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$STATE/redis" \
-    --save "" --appendonly no --protected-mode yes
+    --save "" --appendonly yes --appendfsync everysec --protected-mode yes
 }
 
 start_service() {

@@ -10,6 +10,7 @@
 pub mod config;
 pub mod ops;
 pub mod probe;
+pub mod ratelimit;
 pub mod shutdown;
 pub mod telemetry;
 

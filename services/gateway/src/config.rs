@@ -35,6 +35,8 @@ pub struct Config {
     /// variable the logger reads); once it committed past a record that has no `seq`, none
     /// will come and the gateway stops waiting.
     pub logger_group: String,
+    /// The REST API's rate limit per token (`CAAS_GATEWAY_API_RATE_PER_TOKEN`, `_BURST`).
+    pub api_rate_limit: crate::api_limit::ApiRateLimit,
 }
 
 impl Config {
@@ -70,6 +72,7 @@ impl Config {
             redis_prefix,
             seq_wait: env.millis("CAAS_GATEWAY_SEQ_WAIT_MS", 3_000)?,
             logger_group: env.string("CAAS_LOGGER_GROUP_ID", "caas-logger"),
+            api_rate_limit: crate::api_limit::ApiRateLimit::from_env(env)?,
         })
     }
 

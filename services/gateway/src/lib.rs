@@ -14,6 +14,7 @@
 //! socket.io contract, `openapi.yaml` the REST API.
 
 pub mod adapter;
+pub mod api_limit;
 pub mod auth;
 mod config;
 pub mod consumer;

@@ -24,7 +24,7 @@ use crate::progress::LoggerProgress;
 use crate::realtime::{self, Adapter};
 use crate::state::{Publisher, Shared};
 use crate::store::Store;
-use crate::{http, Config, SERVICE};
+use crate::{api_limit, http, Config, SERVICE};
 
 /// What this service depends on; `/ready` checks each of them.
 pub const DEPENDENCIES: &[Part] = &[Part::Kafka, Part::Registry, Part::Redis, Part::MongoDb];
@@ -93,7 +93,10 @@ pub async fn run(
         .await
         .context("cannot create the campaign API's clients")?;
     let app = caas_runtime::ops::router(readiness)
-        .merge(http::router(shared, campaigns))
+        .merge(api_limit::apply(
+            http::router(shared, campaigns),
+            &config.api_rate_limit,
+        ))
         .layer(layer);
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await

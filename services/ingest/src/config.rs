@@ -94,23 +94,12 @@ impl Config {
             DEFAULT_MAX_BODY_BYTES,
             "a whole number of bytes",
         )?;
-        let rate_per_source = env.parse::<f64>(
+        let (rate_per_source, rate_burst_per_source) = caas_runtime::ratelimit::rate_from_env(
+            env,
             "CAAS_INGEST_RATE_PER_SOURCE",
             DEFAULT_RATE_PER_SOURCE,
-            "requests per second (0 for no limit)",
-        )?;
-        if !(rate_per_source.is_finite() && rate_per_source >= 0.0) {
-            return Err(ConfigError::Invalid {
-                variable: "CAAS_INGEST_RATE_PER_SOURCE".to_string(),
-                value: rate_per_source.to_string(),
-                reason: "not a usable rate".to_string(),
-                expected: "requests per second, 0 or more (0 for no limit)".to_string(),
-            });
-        }
-        let rate_burst_per_source = env.parse::<u32>(
             "CAAS_INGEST_RATE_BURST_PER_SOURCE",
             DEFAULT_RATE_BURST_PER_SOURCE,
-            "a whole number of requests",
         )?;
         Ok(Self {
             common: CommonConfig::from_env(env)?,

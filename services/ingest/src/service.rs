@@ -14,7 +14,7 @@ use crate::dedupe::RedisDedupe;
 use crate::http::{self, AppState, Credentials};
 use crate::pipeline::{DedupeSettings, Pipeline};
 use crate::publish::KafkaSink;
-use crate::ratelimit::{self, SourceLimiter};
+use crate::ratelimit;
 use crate::{Config, SERVICE};
 
 /// What this service depends on; `/ready` checks each of them.
@@ -71,7 +71,7 @@ pub async fn run(
         }
     }
     let mut webhook_routes = http::router(state, config.max_body_bytes);
-    if let Some(limiter) = SourceLimiter::new(
+    if let Some(limiter) = ratelimit::source_limiter(
         config.rate_per_source,
         config.rate_burst_per_source,
         http::system_now_millis,
