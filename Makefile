@@ -65,3 +65,14 @@ status-cluster:
 ## chaos: fault-injection and scaling tests against the three-broker stack (not part of `make test`)
 chaos: up-cluster
 	@bash tests/chaos/run.sh
+
+.PHONY: bench bench-quick
+
+## bench: the load tests side by side with the Node.js peers and the limits (under 25 minutes);
+## writes load-tests/results/<timestamp>/report.md (needs `make up`)
+bench: up
+	python3 load-tests/bench.py --profile full
+
+## bench-quick: every load-test scenario for a few seconds
+bench-quick: up
+	python3 load-tests/bench.py --profile quick

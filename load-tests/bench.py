@@ -1,0 +1,787 @@
+#!/usr/bin/env python3
+"""Run CAAS's load-test scenarios side by side with the Node.js peers and the limits, and write
+load-tests/results/<timestamp>/ (raw JSON per run, report.md, SVG plots).
+
+    load-tests/bench.py               # make bench: the full run (under 25 minutes)
+    load-tests/bench.py --profile quick   # make bench-quick: every scenario for a few seconds
+    load-tests/bench.py --profile tiny    # tests/system/test_bench_quick.sh: figures exist
+
+Needs the local stack (`make up`). The processes under test that the bench starts (our release
+ingest and gateways, the drain logger, the Node peers, the bare axum server) are stopped by pid
+at the end. Nothing here asserts a speed; --check only checks that every scenario produced its
+figures.
+"""
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = ROOT / "load-tests"
+CACHE = Path(os.environ.get("CAAS_CACHE_DIR", Path.home() / ".cache" / "caas"))
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", CACHE / "target"))
+KAFKA_LIBS = CACHE / "kafka" / "4.1.1" / "libs"
+PEER_DEPS = CACHE / "npm" / "load-peers"
+
+# Ports of the processes the bench starts (the shared stack keeps 8080, 3000, 3001, 9101-9105).
+PORT_INGEST = 8180
+PORTS_GATEWAY = (3200, 3201)
+PORT_PEER_WEBHOOK = 8088
+PORTS_PEER_GATEWAY = (3100, 3101)
+PORT_CEILING = 8089
+PORT_DRAIN_LOGGER_OPS = 9180
+PORT_DRAIN_GATEWAY = 3202
+
+FULL = dict(
+    # Scaled to this 2-core machine; the report says where and why.
+    build="release", rounds=3,
+    ingest_workers=64, ingest_warmup=2.0, ingest_duration=8.0, ingest_open_duration=6.0,
+    kafka_records=200_000,
+    e2e_operators=1000, e2e_rates=[100, 200], e2e_warmup=2.0, e2e_duration=10.0,
+    # (sockets in the room, messages per second, rounds)
+    fanout=[(1000, 20, 3), (5000, 4, 1), (10000, 2, 1)], fanout_warmup=2.0, fanout_duration=8.0,
+    idle_sockets=10000,
+    drain_timeout=150.0,
+    bot_count=40, bot_rate=4.0, bot_wait=20, listen_after=5,
+)
+PROFILES = {
+    "full": FULL,
+    # Every scenario for a few seconds.
+    "quick": {**FULL, **dict(
+        rounds=1, ingest_workers=32, ingest_warmup=1.0, ingest_duration=3.0, ingest_open_duration=3.0,
+        kafka_records=50_000, e2e_operators=200, e2e_rates=[50], e2e_warmup=1.0, e2e_duration=3.0,
+        fanout=[(500, 10, 1)], fanout_warmup=1.0, fanout_duration=3.0, idle_sockets=1000,
+        drain_timeout=30.0, bot_count=5, bot_rate=2.0, bot_wait=15, listen_after=4,
+    )},
+    # make test: only that every figure is produced (debug builds, a handful of sockets).
+    "tiny": {**FULL, **dict(
+        build="debug", rounds=1, ingest_workers=4, ingest_warmup=0.5, ingest_duration=1.0,
+        ingest_open_duration=1.0, kafka_records=2_000, e2e_operators=10, e2e_rates=[10], e2e_warmup=0.5,
+        e2e_duration=1.5, fanout=[(20, 5, 1)], fanout_warmup=0.5, fanout_duration=1.5, idle_sockets=20,
+        drain_timeout=5.0, bot_count=2, bot_rate=2.0, bot_wait=10, listen_after=2,
+    )},
+}
+
+STACK_ENV = {}
+
+
+def log(message):
+    print(f"[bench {datetime.now(timezone.utc).strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def load_env():
+    """.env.example then .env, as `make up` reads them."""
+    env = {}
+    for name in (".env.example", ".env"):
+        path = ROOT / name
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, value = line.split("=", 1)
+                env[key] = value
+    return env
+
+
+def machine_conditions():
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    busy = subprocess.run(["ps", "-eo", "comm"], capture_output=True, text=True).stdout.split()
+    return {
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "loadavg_1_5_15": [float(value) for value in load],
+        "cpus": os.cpu_count(),
+        "rustc_processes": busy.count("rustc"),
+        "cargo_processes": busy.count("cargo"),
+        "java_processes": busy.count("java"),
+    }
+
+
+class Processes:
+    """The processes the bench starts; stopped by pid, never by name."""
+
+    def __init__(self, logs):
+        self.logs = logs
+        self.running = {}
+
+    def start(self, name, command, env=None, cwd=ROOT):
+        log_file = open(self.logs / f"{name}.log", "w")
+        process = subprocess.Popen(
+            command, cwd=cwd, env={**os.environ, **STACK_ENV, **(env or {})},
+            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.running[name] = process
+        return process
+
+    def stop(self, name):
+        process = self.running.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def stop_all(self):
+        for name in list(self.running):
+            self.stop(name)
+
+
+def wait_http(url, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 500:
+                    return True
+        except Exception:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def wait_port(port, timeout=60.0):
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"nothing listens on {port} after {timeout:.0f} s")
+
+
+def binary(name, build):
+    return str(TARGET / build / name)
+
+
+def loadgen(build, args, runs_dir, label):
+    """Run caas-load with `args`; keep its JSON under runs/<label>.json with the command."""
+    command = [binary("caas-load", build)] + [str(arg) for arg in args]
+    shown = " ".join(shlex.quote(part) for part in ["target/" + build + "/caas-load"] + command[1:])
+    log(f"{label}: {shown}")
+    before = machine_conditions()
+    completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **STACK_ENV})
+    if completed.returncode != 0:
+        raise RuntimeError(f"{label} failed: {completed.stderr[-2000:]}")
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["command"] = shown
+    result["machine_before"] = before
+    result["machine_after"] = machine_conditions()
+    (runs_dir / f"{label}.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def kafka_tool(main_class, args, runs_dir, label, timeout=180):
+    command = ["java", "-Xmx512m", "-cp", f"{KAFKA_LIBS}/*", main_class] + [str(arg) for arg in args]
+    shown = "java -cp '~/.cache/caas/kafka/4.1.1/libs/*' " + " ".join(shlex.quote(str(p)) for p in command[4:])
+    log(f"{label}: {shown}")
+    before = machine_conditions()
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        stdout, stderr = completed.stdout, completed.stderr
+    except subprocess.TimeoutExpired:
+        stdout, stderr = "", f"timed out after {timeout} s"
+    result = {"command": shown, "stdout": stdout[-4000:], "stderr": stderr[-2000:],
+              "machine_before": before, "machine_after": machine_conditions()}
+    (runs_dir / f"{label}.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def parse_producer_perf(stdout):
+    """The summary line of ProducerPerformance."""
+    match = re.search(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, "
+                      r"([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th", stdout)
+    if not match:
+        return None
+    return {"records": int(match[1]), "per_second": float(match[2]), "mb_per_second": float(match[3]),
+            "avg_ms": float(match[4]), "max_ms": float(match[5]), "p50_ms": float(match[6]),
+            "p95_ms": float(match[7]), "p99_ms": float(match[8])}
+
+
+def parse_consumer_perf(stdout):
+    """ConsumerPerformance's CSV line: start, end, MB, MB/s, records, records/s, ..."""
+    for line in stdout.splitlines():
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) >= 6 and re.match(r"\d{4}-\d\d-\d\d", parts[0]):
+            return {"mb": float(parts[2]), "mb_per_second": float(parts[3]), "records": int(parts[4]),
+                    "per_second": float(parts[5])}
+    return None
+
+
+def median_of(values):
+    values = [value for value in values if value is not None]
+    return statistics.median(values) if values else None
+
+
+def pick(result, *path):
+    value = result
+    for key in path:
+        if value is None:
+            return None
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Starting what is under test
+
+def service_env(extra):
+    env = dict(STACK_ENV)
+    env.update({"CAAS_LOG": "warn", "CAAS_LOG_FORMAT": "json"})
+    env.update(extra)
+    return env
+
+
+def start_ours(processes, build, stamp):
+    processes.start("ingest", [binary("caas-ingest", build)],
+                    env=service_env({"CAAS_INGEST_ADDR": f"127.0.0.1:{PORT_INGEST}"}))
+    for port in PORTS_GATEWAY:
+        processes.start(f"gateway-{port}", [binary("caas-gateway", build)], env=service_env({
+            "CAAS_GATEWAY_ADDR": f"127.0.0.1:{port}",
+            # A group per run: a new group starts at the end of the topics.
+            "CAAS_GATEWAY_CONSUMER_GROUP": f"load-gateway-{stamp}",
+            "CAAS_GATEWAY_REDIS_PREFIX": f"load-gateway-{stamp}",
+        }))
+    wait_http(f"http://127.0.0.1:{PORT_INGEST}/ready", 90)
+    for port in PORTS_GATEWAY:
+        wait_http(f"http://127.0.0.1:{port}/health", 90)
+
+
+def install_peers():
+    stamp_source = (HERE / "peers" / "package.json").read_bytes() + (HERE / "peers" / "package-lock.json").read_bytes()
+    import hashlib
+    stamp = PEER_DEPS / f".installed-{hashlib.sha256(stamp_source).hexdigest()[:16]}"
+    if not stamp.exists():
+        log(f"installing the Node peers' packages into {PEER_DEPS}")
+        PEER_DEPS.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(HERE / "peers" / name, PEER_DEPS / name)
+        subprocess.run(["npm", "ci", "--cache", str(CACHE / "npm" / "cache"), "--no-audit", "--no-fund",
+                        "--loglevel=error"], cwd=PEER_DEPS, check=True)
+        stamp.touch()
+
+
+def node_env(extra):
+    return {"NODE_PATH": str(PEER_DEPS / "node_modules"), "KAFKAJS_NO_PARTITIONER_WARNING": "1", **extra}
+
+
+def start_peers(processes, stamp):
+    processes.start("peer-webhook", ["node", str(HERE / "peers" / "webhook.js")],
+                    env=node_env({"PORT": str(PORT_PEER_WEBHOOK)}))
+    for port in PORTS_PEER_GATEWAY:
+        processes.start(f"peer-gateway-{port}", ["node", str(HERE / "peers" / "gateway.js")],
+                        env=node_env({"PORT": str(port), "GROUP": f"load-peer-gateway-{stamp}"}))
+    wait_port(PORT_PEER_WEBHOOK, 60)
+    for port in PORTS_PEER_GATEWAY:
+        wait_port(port, 60)
+
+
+def pid_of(processes, name):
+    process = processes.running.get(name)
+    return process.pid if process else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios
+
+def scenario_ingest(profile, build, runs, results):
+    systems = {
+        "ours": f"http://127.0.0.1:{PORT_INGEST}/webhooks/whatsapp",
+        "peer": f"http://127.0.0.1:{PORT_PEER_WEBHOOK}/webhooks/whatsapp",
+        "axum": f"http://127.0.0.1:{PORT_CEILING}/webhooks/whatsapp",
+    }
+    common = ["--customers", 1000, "--customer-base", 4_990_000_000_000]
+    per_system = {name: [] for name in systems}
+    for round_index in range(profile["rounds"]):
+        for name, url in systems.items():  # A B (C) A B (C) ...
+            closed = loadgen(build, ["send", "--url", url, *common, "--workers", profile["ingest_workers"],
+                                     "--warmup", profile["ingest_warmup"], "--duration", profile["ingest_duration"]],
+                             runs, f"ingest-{name}-max-r{round_index}")
+            maximum = pick(closed, "send", "acked", "per_second_mean") or 0
+            entry = {"max": closed, "open": {}}
+            for share in (50, 80):
+                rate = max(1.0, maximum * share / 100)
+                entry["open"][share] = loadgen(build, [
+                    "send", "--url", url, *common, "--rate", f"{rate:.1f}",
+                    "--warmup", min(1.0, profile["ingest_warmup"]), "--duration", profile["ingest_open_duration"],
+                ], runs, f"ingest-{name}-open{share}-r{round_index}")
+            per_system[name].append(entry)
+    subprocess.run(["java", "-cp", f"{KAFKA_LIBS}/*", "org.apache.kafka.tools.TopicCommand", "--bootstrap-server",
+                    "127.0.0.1:9092", "--create", "--if-not-exists", "--topic", "load.perf.v1", "--partitions", "12",
+                    "--replication-factor", "1"], capture_output=True, timeout=120)
+    kafka = kafka_tool("org.apache.kafka.tools.ProducerPerformance", [
+        "--topic", "load.perf.v1", "--num-records", profile["kafka_records"], "--record-size", 300,
+        "--throughput", -1, "--producer-props", "bootstrap.servers=127.0.0.1:9092", "acks=all",
+        "linger.ms=5", "compression.type=lz4", "enable.idempotence=true",
+    ], runs, "ingest-kafka-producer-perf")
+    kafka["parsed"] = parse_producer_perf(kafka["stdout"])
+    summary = {}
+    for name, entries in per_system.items():
+        summary[name] = {
+            "max_per_second": median_of([pick(e["max"], "send", "acked", "per_second_mean") for e in entries]),
+            "max_p99_ms": median_of([pick(e["max"], "send", "acked", "latency_ms", "p99") for e in entries]),
+            **{f"p{q}_at_{share}_ms": median_of([pick(e["open"][share], "send", "acked", "latency_ms", f"p{q}")
+                                                 for e in entries])
+               for share in (50, 80) for q in (50, 99)},
+            "errors": sum(sum(v for k, v in (pick(e["max"], "send", "statuses") or {}).items() if k != "200")
+                          for e in entries),
+            "loadgen_cpu_s": median_of([pick(e["max"], "loadgen", "cpu_seconds") for e in entries]),
+            "commands": [e["max"]["command"] for e in entries[:1]] + [e["open"][80]["command"] for e in entries[:1]],
+        }
+    summary["kafka"] = {"parsed": kafka["parsed"], "command": kafka["command"]}
+    results["ingest"] = {"summary": summary, "runs": per_system}
+
+
+def scenario_e2e(profile, build, runs, results):
+    operators = profile["e2e_operators"]
+    out = []
+    for rate in profile["e2e_rates"]:
+        result = loadgen(build, [
+            "deliver", "--servers", ",".join(f"127.0.0.1:{port}" for port in PORTS_GATEWAY),
+            "--sockets", operators, "--rooms", operators, "--handoff",
+            "--url", f"http://127.0.0.1:{PORT_INGEST}/webhooks/whatsapp",
+            "--customers", operators, "--customer-base", 4_991_000_000_000,
+            "--rate", rate, "--warmup", profile["e2e_warmup"], "--duration", profile["e2e_duration"], "--drain", profile["listen_after"],
+        ], runs, f"e2e-ours-rate{rate}")
+        out.append({"rate": rate, "operators": operators, "result": result})
+    results["e2e"] = out
+
+
+def scenario_fanout(profile, build, runs, results):
+    systems = {"ours": PORTS_GATEWAY, "peer": PORTS_PEER_GATEWAY}
+    out = []
+    for sockets, rate, rounds in profile["fanout"]:
+        rounds = min(rounds, profile["rounds"])
+        entry = {"sockets": sockets, "rate": rate, "runs": {name: [] for name in systems}}
+        for round_index in range(rounds):
+            for name, ports in systems.items():
+                entry["runs"][name].append(loadgen(build, [
+                    "deliver", "--servers", ",".join(f"127.0.0.1:{port}" for port in ports),
+                    "--sockets", sockets, "--rooms", 1, "--handoff", "--connect-concurrency", 128,
+                    "--url", f"http://127.0.0.1:{PORT_INGEST}/webhooks/whatsapp",
+                    "--customers", 1, "--customer-base", 4_992_000_000_000 + sockets,
+                    "--rate", rate, "--warmup", profile["fanout_warmup"], "--duration", profile["fanout_duration"],
+                    "--drain", profile["listen_after"],
+                ], runs, f"fanout-{sockets}-{name}-r{round_index}"))
+        entry["summary"] = {
+            name: {
+                "delivered_per_second": median_of([pick(r, "delivered", "per_second_mean") for r in rs]),
+                "delivered_ratio": median_of([r.get("delivered_ratio") for r in rs]),
+                "p50_ms": median_of([pick(r, "delivered", "latency_ms", "p50") for r in rs]),
+                "p99_ms": median_of([pick(r, "delivered", "latency_ms", "p99") for r in rs]),
+                "connected": median_of([pick(r, "fleet", "connected") for r in rs]),
+                "command": rs[0]["command"],
+            } for name, rs in entry["runs"].items()
+        }
+        out.append(entry)
+    results["fanout"] = out
+
+
+def scenario_connections(profile, build, runs, results, processes):
+    out = {}
+    for name, port, process_name in (("ours", PORTS_GATEWAY[0], f"gateway-{PORTS_GATEWAY[0]}"),
+                                     ("peer", PORTS_PEER_GATEWAY[0], f"peer-gateway-{PORTS_PEER_GATEWAY[0]}")):
+        pid = pid_of(processes, process_name)
+        out[name] = loadgen(build, [
+            "idle", "--servers", f"127.0.0.1:{port}", "--sockets", profile["idle_sockets"],
+            "--connect-concurrency", 128, "--pids", pid, "--settle", 3,
+        ], runs, f"connections-{name}")
+    results["connections"] = out
+
+
+def lag_of(metrics_url):
+    """Sum of caas_kafka_consumer_lag* over the partitions the process reports, or None."""
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=3) as response:
+            text = response.read().decode()
+    except Exception:
+        return None
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith("caas_kafka_consumer_lag")]
+    return sum(values) if values else None
+
+
+def drop_database(name):
+    """The drain logger's own database is scratch: drop it (pymongo when installed)."""
+    try:
+        import pymongo
+        client = pymongo.MongoClient(STACK_ENV.get("CAAS_MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true"),
+                                     serverSelectionTimeoutMS=5000)
+        client.drop_database(name)
+        client.close()
+    except Exception as error:
+        log(f"could not drop the scratch database {name}: {error}")
+
+
+def scenario_drain(profile, build, runs, results, processes):
+    """A fresh consumer group of the logger (own database) and of the gateway start at the
+    earliest offsets: the backlog is every record the topics hold. Time until lag is zero."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    out = {}
+    offsets = subprocess.run(["java", "-cp", f"{KAFKA_LIBS}/*", "org.apache.kafka.tools.GetOffsetShell",
+                              "--bootstrap-server", "127.0.0.1:9092"], capture_output=True, text=True, timeout=120).stdout
+    per_topic = {}
+    for line in offsets.splitlines():
+        parts = line.split(":")
+        if len(parts) == 3 and parts[0].endswith(".v1"):
+            per_topic[parts[0]] = per_topic.get(parts[0], 0) + int(parts[2])
+    out["backlog_per_topic"] = per_topic
+    runs_cases = [
+        ("logger", "caas-logger", {
+            "CAAS_LOGGER_GROUP_ID": f"load-drain-logger-{stamp}",
+            "CAAS_MONGODB_DATABASE": f"caas_load_{stamp}",
+            "CAAS_LOGGER_OPS_ADDR": f"127.0.0.1:{PORT_DRAIN_LOGGER_OPS}",
+        }, f"http://127.0.0.1:{PORT_DRAIN_LOGGER_OPS}/metrics"),
+        ("gateway", "caas-gateway", {
+            "CAAS_GATEWAY_ADDR": f"127.0.0.1:{PORT_DRAIN_GATEWAY}",
+            "CAAS_GATEWAY_CONSUMER_GROUP": f"load-drain-gateway-{stamp}",
+            "CAAS_GATEWAY_REDIS_PREFIX": f"load-drain-{stamp}",
+            "CAAS_GATEWAY_OFFSET_RESET": "earliest",
+        }, f"http://127.0.0.1:{PORT_DRAIN_GATEWAY}/metrics"),
+    ]
+    for name, binary_name, env, metrics in runs_cases:
+        command = f"env {' '.join(f'{k}={v}' for k, v in env.items())} target/{build}/{binary_name}"
+        log(f"drain-{name}: {command}")
+        before = machine_conditions()
+        started = time.time()
+        processes.start(f"drain-{name}", [binary(binary_name, build)],
+                        env=service_env({**env, "CAAS_SHUTDOWN_GRACE_MS": "2000"}))
+        samples = []
+        drained_at = None
+        while time.time() - started < profile["drain_timeout"]:
+            time.sleep(1.0)
+            lag = lag_of(metrics)
+            samples.append([round(time.time() - started, 1), lag])
+            # Zero twice in a row, after the group owns partitions (lag reported).
+            if lag == 0 and len(samples) > 2 and samples[-2][1] == 0:
+                drained_at = samples[-2][0]
+                break
+        processes.stop(f"drain-{name}")
+        out[name] = {"command": command, "drained_seconds": drained_at, "timeout_s": profile["drain_timeout"],
+                     "lag_samples": samples, "machine_before": before, "machine_after": machine_conditions()}
+        (runs / f"drain-{name}.json").write_text(json.dumps(out[name], indent=1))
+    drop_database(f"caas_load_{stamp}")
+    biggest = max(per_topic, key=per_topic.get) if per_topic else "outbound.results.v1"
+    kafka = kafka_tool("org.apache.kafka.tools.ConsumerPerformance", [
+        "--bootstrap-server", "127.0.0.1:9092", "--topic", biggest, "--messages", min(per_topic.get(biggest, 1), profile["kafka_records"] * (10 if profile["rounds"] > 1 else 1)),
+        "--group", f"load-drain-perf-{stamp}", "--timeout", 60000,
+    ], runs, "drain-kafka-consumer-perf")
+    kafka["parsed"] = parse_consumer_perf(kafka["stdout"])
+    out["kafka"] = {"topic": biggest, "parsed": kafka["parsed"], "command": kafka["command"]}
+    results["drain"] = out
+
+
+def scenario_bot(profile, build, runs, results):
+    results["bot"] = loadgen(build, [
+        "bot", "--url", f"http://127.0.0.1:{PORT_INGEST}/webhooks/whatsapp",
+        "--rate", profile["bot_rate"], "--count", profile["bot_count"], "--wait", profile["bot_wait"],
+    ], runs, "bot-reply")
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+
+def svg_chart(title, series, x_label, y_label, log_x=False):
+    """A small line chart: series = [(name, [(x, y), ...])]."""
+    width, height, left, right, top, bottom = 640, 320, 60, 150, 30, 40
+    colours = ["#1b6ac9", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#495057"]
+    points = [(x, y) for _, data in series for x, y in data if y is not None]
+    if not points:
+        return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="60"><text x="10" y="30">{title}: no data</text></svg>'
+    import math
+    tx = (lambda x: math.log10(x)) if log_x else (lambda x: x)
+    xs = [tx(x) for x, _ in points]
+    ys = [y for _, y in points]
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = 0, max(ys) * 1.1 if max(ys) > 0 else 1
+    sx = lambda x: left + (tx(x) - x0) / (x1 - x0) * (width - left - right)
+    sy = lambda y: height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
+             '<rect width="100%" height="100%" fill="white"/>',
+             f'<text x="{left}" y="18" font-size="13" font-weight="bold">{title}</text>',
+             f'<line x1="{left}" y1="{height-bottom}" x2="{width-right}" y2="{height-bottom}" stroke="black"/>',
+             f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height-bottom}" stroke="black"/>',
+             f'<text x="{(width-right+left)/2}" y="{height-8}" text-anchor="middle">{x_label}</text>',
+             f'<text x="14" y="{(height)/2}" transform="rotate(-90 14 {height/2})" text-anchor="middle">{y_label}</text>']
+    for i in range(5):
+        value = y0 + (y1 - y0) * i / 4
+        parts.append(f'<text x="{left-4}" y="{sy(value)+4}" text-anchor="end">{value:.3g}</text>')
+        parts.append(f'<line x1="{left}" y1="{sy(value)}" x2="{width-right}" y2="{sy(value)}" stroke="#eee"/>')
+    ticks = sorted({x for x, _ in points})
+    if log_x:
+        ticks = [t for t in (1, 2, 10, 100, 1000, 10000) if 10 ** x0 <= t <= 10 ** x1]
+        labels = {1: "p0", 2: "p50", 10: "p90", 100: "p99", 1000: "p99.9", 10000: "p99.99"}
+    else:
+        step = max(1, len(ticks) // 8)
+        ticks = ticks[::step]
+        labels = {}
+    for tick in ticks:
+        parts.append(f'<text x="{sx(tick)}" y="{height-bottom+14}" text-anchor="middle">{labels.get(tick, f"{tick:g}")}</text>')
+    for index, (name, data) in enumerate(series):
+        data = [(x, y) for x, y in data if y is not None]
+        if not data:
+            continue
+        colour = colours[index % len(colours)]
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in data)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
+        parts.append(f'<text x="{width-right+8}" y="{top+14+index*16}" fill="{colour}">{name}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def percentile_series(latency):
+    """(1/(1-q), ms) points of a latency summary's distribution, for a log-x percentile plot."""
+    if not latency:
+        return []
+    return [(1 / (1 - q) if q < 1 else 10000, ms) for q, ms in latency["distribution"] if q <= 0.9999]
+
+
+def fmt(value, unit="", digits=3):
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        text = f"{value:,.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+    else:
+        text = f"{value:,}"
+    return f"{text}{unit}"
+
+
+def ratio(ours, other, invert=False):
+    if ours is None or other in (None, 0) or ours == 0:
+        return "n/a"
+    value = other / ours if invert else ours / other
+    return f"{value:.2f}×"
+
+
+def write_report(out_dir, profile_name, profile, results, conditions, notes):
+    plots = out_dir / "plots"
+    plots.mkdir(exist_ok=True)
+    lines = [f"# CAAS load tests — {out_dir.name} ({profile_name} profile)", ""]
+    commands = []
+
+    def cite(command):
+        commands.append(command)
+        return f"[c{len(commands)}]"
+
+    rows = []
+    ingest = results.get("ingest", {}).get("summary")
+    if ingest:
+        ours, peer, axum = ingest["ours"], ingest["peer"], ingest["axum"]
+        kafka = (ingest.get("kafka") or {}).get("parsed") or {}
+        c_ours, c_peer, c_axum = cite(ours["commands"][0]), cite(peer["commands"][0]), cite(axum["commands"][0])
+        c_kafka = cite(ingest["kafka"]["command"])
+        rows.append(["ingest: webhooks acked/s, closed loop (max)",
+                     f"{fmt(ours['max_per_second'])} {c_ours}", f"{fmt(peer['max_per_second'])} {c_peer}",
+                     f"axum 200 OK {fmt(axum['max_per_second'])} {c_axum}; Kafka acks=all {fmt(kafka.get('per_second'))} rec/s {c_kafka}",
+                     ratio(ours["max_per_second"], peer["max_per_second"]),
+                     ratio(ours["max_per_second"], axum["max_per_second"]) + " of axum"])
+        for share in (50, 80):
+            c_o, c_p = cite(ours["commands"][1]) if share == 80 else c_ours, cite(peer["commands"][1]) if share == 80 else c_peer
+            rows.append([f"ingest: ack p50 / p99 at {share} % of own max (ms)",
+                         f"{fmt(ours[f'p50_at_{share}_ms'])} / {fmt(ours[f'p99_at_{share}_ms'])} {c_o}",
+                         f"{fmt(peer[f'p50_at_{share}_ms'])} / {fmt(peer[f'p99_at_{share}_ms'])} {c_p}",
+                         f"axum {fmt(axum[f'p50_at_{share}_ms'])} / {fmt(axum[f'p99_at_{share}_ms'])}; Kafka p50/p99 {fmt(kafka.get('p50_ms'))} / {fmt(kafka.get('p99_ms'))}",
+                         ratio(ours[f"p99_at_{share}_ms"], peer[f"p99_at_{share}_ms"], invert=True) + " (p99, peer/ours)",
+                         ""])
+    for entry in results.get("e2e", []):
+        latency = pick(entry["result"], "delivered", "latency_ms") or {}
+        rows.append([f"end to end: p50 / p99 / p99.9 at {entry['rate']} msg/s, {entry['operators']} operators, 2 gateways (ms)",
+                     f"{fmt(latency.get('p50'))} / {fmt(latency.get('p99'))} / {fmt(latency.get('p999'))} "
+                     f"(delivered {fmt(entry['result'].get('delivered_ratio'))}) {cite(entry['result']['command'])}",
+                     "not run (the peer has no pipeline behind it)", "target p99 < 50 ms",
+                     "", f"{ratio(50.0, latency.get('p99'))} of target" if latency.get("p99") else "n/a"])
+    for entry in results.get("fanout", []):
+        ours, peer = entry["summary"]["ours"], entry["summary"]["peer"]
+        rows.append([f"fan-out: 1 room × {entry['sockets']:,} sockets, {entry['rate']} msg/s: delivered/s, p99 (ms)",
+                     f"{fmt(ours['delivered_per_second'])}/s, p99 {fmt(ours['p99_ms'])} (ratio {fmt(ours['delivered_ratio'])}) {cite(ours['command'])}",
+                     f"{fmt(peer['delivered_per_second'])}/s, p99 {fmt(peer['p99_ms'])} (ratio {fmt(peer['delivered_ratio'])}) {cite(peer['command'])}",
+                     f"offered {entry['sockets'] * entry['rate']:,}/s",
+                     ratio(ours["delivered_per_second"], peer["delivered_per_second"]) + " delivered; "
+                     + ratio(ours["p99_ms"], peer["p99_ms"], invert=True) + " p99 (peer/ours)", ""])
+    connections = results.get("connections")
+    if connections:
+        def per_socket(result):
+            servers = result.get("servers") or []
+            return servers[0]["bytes_per_socket"] if servers else None
+        ours_b, peer_b = per_socket(connections["ours"]), per_socket(connections["peer"])
+        rows.append([f"connections: idle sockets on one instance, resident bytes per socket",
+                     f"{fmt(pick(connections['ours'], 'fleet', 'connected'))} sockets, {fmt(ours_b, ' B')} {cite(connections['ours']['command'])}",
+                     f"{fmt(pick(connections['peer'], 'fleet', 'connected'))} sockets, {fmt(peer_b, ' B')} {cite(connections['peer']['command'])}",
+                     "target < 20,000 B", ratio(ours_b, peer_b, invert=True) + " (peer/ours)",
+                     ratio(20000, ours_b) if ours_b else "n/a"])
+    drain = results.get("drain")
+    if drain:
+        backlog = sum(drain["backlog_per_topic"].values())
+        kafka = drain["kafka"].get("parsed") or {}
+        for name in ("logger", "gateway"):
+            seconds = drain[name]["drained_seconds"]
+            rows.append([f"drain: {name}, fresh group, backlog {backlog:,} records: seconds to lag 0",
+                         f"{fmt(seconds, ' s') if seconds else 'not drained in ' + fmt(drain[name]['timeout_s'], ' s')}"
+                         f" ({fmt(backlog / seconds if seconds else None)} rec/s) {cite(drain[name]['command'])}",
+                         "n/a",
+                         f"kafka-consumer-perf {fmt(kafka.get('per_second'))} rec/s on {drain['kafka']['topic']} {cite(drain['kafka']['command'])}",
+                         "", ratio(backlog / seconds if seconds else None, kafka.get("per_second")) + " of Kafka"])
+    bot = results.get("bot")
+    if bot:
+        latency = bot.get("reply_latency_ms") or {}
+        rows.append([f"chatbot: inbound → bot reply at the simulator, {bot['rate']} new customers/s: p50 / p99 (ms)",
+                     f"{fmt(latency.get('p50'))} / {fmt(latency.get('p99'))} ({bot['replied']}/{bot['sent']} replied) {cite(bot['command'])}",
+                     "n/a", "", "", ""])
+
+    lines += ["| scenario | ours | peer (Node.js) | limit | ours vs peer | ours vs limit |",
+              "|---|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", "Each `[cN]` is the command that produced the figure (listed under *Commands*); raw JSON per run "
+              "is in `runs/`. Medians over rounds where a scenario ran more than once (ours and the peer "
+              "alternate: A B A B).", ""]
+    lines += ["## Conditions", ""]
+    lines += [f"- profile `{profile_name}`: `{json.dumps(profile)}`"]
+    for label, condition in conditions.items():
+        lines.append(f"- {label}: load average {condition['loadavg_1_5_15']}, {condition['cpus']} CPUs, "
+                     f"{condition['rustc_processes']} rustc / {condition['cargo_processes']} cargo / "
+                     f"{condition['java_processes']} java processes at {condition['at']}")
+    lines += notes + [""]
+
+    # Plots
+    plot_refs = []
+    if ingest:
+        series = []
+        for name in ("ours", "peer", "axum"):
+            runs = results["ingest"]["runs"][name]
+            if runs:
+                series.append((f"{name} @80%", percentile_series(pick(runs[0]["open"][80], "send", "acked", "latency_ms"))))
+        (plots / "ingest-latency.svg").write_text(svg_chart("ingest ack latency at 80 % of max", series, "percentile", "ms", log_x=True))
+        series = []
+        for name in ("ours", "peer", "axum"):
+            runs = results["ingest"]["runs"][name]
+            if runs:
+                timeline = pick(runs[0]["max"], "send", "acked", "timeline_per_second") or []
+                series.append((name, [(i + 1, v) for i, v in enumerate(timeline)]))
+        (plots / "ingest-throughput.svg").write_text(svg_chart("ingest closed loop: acked webhooks per second", series, "second", "webhooks/s"))
+        plot_refs += ["ingest-latency.svg", "ingest-throughput.svg"]
+    if results.get("e2e"):
+        series = [(f"{e['rate']} msg/s", percentile_series(pick(e["result"], "delivered", "latency_ms"))) for e in results["e2e"]]
+        (plots / "e2e-latency.svg").write_text(svg_chart("end to end: webhook → operator socket", series, "percentile", "ms", log_x=True))
+        plot_refs.append("e2e-latency.svg")
+    if results.get("fanout"):
+        series = []
+        for entry in results["fanout"]:
+            for name in ("ours", "peer"):
+                series.append((f"{name} {entry['sockets']}", percentile_series(pick(entry["runs"][name][0], "delivered", "latency_ms"))))
+        (plots / "fanout-latency.svg").write_text(svg_chart("fan-out: stamp → socket latency", series, "percentile", "ms", log_x=True))
+        series = []
+        for entry in results["fanout"]:
+            for name in ("ours", "peer"):
+                timeline = pick(entry["runs"][name][0], "delivered", "timeline_per_second") or []
+                series.append((f"{name} {entry['sockets']}", [(i + 1, v) for i, v in enumerate(timeline)]))
+        (plots / "fanout-throughput.svg").write_text(svg_chart("fan-out: deliveries per second", series, "second", "deliveries/s"))
+        plot_refs += ["fanout-latency.svg", "fanout-throughput.svg"]
+    if drain:
+        series = [(name, drain[name]["lag_samples"]) for name in ("logger", "gateway")]
+        (plots / "drain-lag.svg").write_text(svg_chart("drain: consumer lag over time", series, "seconds", "records"))
+        plot_refs.append("drain-lag.svg")
+    lines += ["## Plots", ""] + [f"![{ref}](plots/{ref})" for ref in plot_refs] + [""]
+    lines += ["## Commands", ""] + [f"- c{i + 1}: `{command}`" for i, command in enumerate(commands)] + [""]
+    (out_dir / "report.md").write_text("\n".join(lines))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
+    parser.add_argument("--out", help="results folder (default load-tests/results/<timestamp>)")
+    parser.add_argument("--only", help="comma-separated scenarios: ingest,e2e,fanout,connections,drain,bot")
+    parser.add_argument("--build", choices=("release", "debug"), help="binaries to test (default per profile)")
+    parser.add_argument("--no-build", action="store_true", help="use the binaries already built")
+    parser.add_argument("--check", action="store_true", help="exit 1 unless every scenario produced figures")
+    args = parser.parse_args()
+    profile = PROFILES[args.profile]
+    build = args.build or profile["build"]
+    scenarios = (args.only or "ingest,e2e,fanout,connections,drain,bot").split(",")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out_dir = Path(args.out) if args.out else HERE / "results" / stamp
+    runs = out_dir / "runs"
+    logs = out_dir / "logs"
+    runs.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    STACK_ENV.update(load_env())
+
+    cargo = ["cargo", "build", "--quiet", "-p", "caas-load", "-p", "caas-ingest", "-p", "caas-gateway", "-p", "caas-logger"]
+    if build == "release":
+        cargo.append("--release")
+    if not args.no_build:
+        log(" ".join(cargo))
+        subprocess.run(cargo, cwd=ROOT, check=True, env={**os.environ, "CARGO_TARGET_DIR": str(TARGET)})
+    install_peers()
+
+    conditions = {"start": machine_conditions()}
+    notes = [
+        f"- binaries: `{build}` builds of ingest ({PORT_INGEST}), two gateways ({PORTS_GATEWAY[0]}, {PORTS_GATEWAY[1]}, "
+        "own consumer group and adapter prefix) started by the bench against the shared stack's Kafka, registry, "
+        "SecantusDB and Redis; the shared stack's logger, chatbot and other workers keep running (debug builds) "
+        "and consume the same topics.",
+        f"- peers: Node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()} "
+        f"`load-tests/peers/webhook.js` ({PORT_PEER_WEBHOOK}) and two `gateway.js` ({PORTS_PEER_GATEWAY[0]}, "
+        f"{PORTS_PEER_GATEWAY[1]}); bare axum `caas-load serve-ok` ({PORT_CEILING}).",
+        "- no CPU pinning: the machine has 2 cores, and Kafka, SecantusDB, the registry and the other workers "
+        "share them; pinning the system under test to one core would halve it. The load generator's CPU "
+        "seconds are in each run's JSON (`loadgen.cpu_seconds`).",
+    ]
+    processes = Processes(logs)
+    results = {}
+    try:
+        processes.start("ceiling", [binary("caas-load", build), "serve-ok", "--addr", f"127.0.0.1:{PORT_CEILING}"])
+        start_peers(processes, stamp)
+        start_ours(processes, build, stamp)
+        time.sleep(3)  # consumer groups settle
+        for scenario in scenarios:
+            began = time.time()
+            try:
+                if scenario == "ingest":
+                    scenario_ingest(profile, build, runs, results)
+                elif scenario == "e2e":
+                    scenario_e2e(profile, build, runs, results)
+                elif scenario == "fanout":
+                    scenario_fanout(profile, build, runs, results)
+                elif scenario == "connections":
+                    scenario_connections(profile, build, runs, results, processes)
+                elif scenario == "drain":
+                    scenario_drain(profile, build, runs, results, processes)
+                elif scenario == "bot":
+                    scenario_bot(profile, build, runs, results)
+            except Exception as error:  # one scenario failing must not lose the others' figures
+                log(f"{scenario} failed: {error}")
+                results.setdefault("failures", {})[scenario] = str(error)
+            conditions[f"after {scenario} ({time.time() - began:.0f} s)"] = machine_conditions()
+    finally:
+        processes.stop_all()
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    rows = write_report(out_dir, args.profile, profile, results, conditions,
+                        notes + [f"- failed: {k}: {v}" for k, v in results.get("failures", {}).items()])
+    log(f"report: {out_dir / 'report.md'}")
+    print((out_dir / "report.md").read_text())
+    if args.check:
+        missing = [s for s in scenarios if s not in results]
+        if missing or results.get("failures") or not rows:
+            log(f"no figures for: {missing or list(results.get('failures', {}))}")
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
