@@ -329,3 +329,25 @@ async fn dashboards_and_alerts_query_only_metrics_the_running_services_export() 
         targets.keys().collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn metric_names_skip_functions_labels_and_quoted_values() {
+    let names = metric_names(
+        r#"histogram_quantile(0.99, sum by (le, group) (rate(caas_kafka_handler_duration_seconds_bucket{group=~"caas_logger|x"}[5m]))) / on (group) caas_kafka_consumer_lag_records"#,
+    );
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        vec![
+            "caas_kafka_consumer_lag_records".to_string(),
+            "caas_kafka_handler_duration_seconds_bucket".to_string()
+        ]
+    );
+    assert_eq!(
+        family("caas_kafka_handler_duration_seconds_bucket"),
+        "caas_kafka_handler_duration_seconds"
+    );
+    assert_eq!(
+        family("caas_ingest_requests_total"),
+        "caas_ingest_requests_total"
+    );
+}
