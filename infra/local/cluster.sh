@@ -171,14 +171,28 @@ start_service() {
   )
 }
 
+copy_binary() {
+  local name=$1
+  [[ -x "$BIN_DIR/$name" ]] || (cd "$CLUSTER_ROOT" && cargo build --quiet --bin "$name") \
+    || die "cargo build --bin $name failed"
+  # Copy, then rename: a running process keeps its old file (writing into it is ETXTBSY).
+  cp -f "$BIN_DIR/$name" "$CLUSTER_BIN/$name.new" && mv -f "$CLUSTER_BIN/$name.new" "$CLUSTER_BIN/$name"
+}
+
 copy_binaries() {
   mkdir -p "$CLUSTER_BIN"
-  local name
-  for name in caasctl caas-simulator caas-ingest caas-gateway caas-logger caas-presence caas-chatbot caas-campaign caas-sender; do
-    [[ -x "$BIN_DIR/$name" ]] || (cd "$CLUSTER_ROOT" && cargo build --quiet --bin "$name") \
-      || die "cargo build --bin $name failed"
-    # Copy, then rename: a running process keeps its old file (writing into it is ETXTBSY).
-    cp -f "$BIN_DIR/$name" "$CLUSTER_BIN/$name.new" && mv -f "$CLUSTER_BIN/$name.new" "$CLUSTER_BIN/$name"
+  local name entry
+  copy_binary caasctl
+  # A running cluster keeps the set it started with (a restart in a chaos test must not pick up
+  # a half-finished build); `down` then `up` takes the current binaries.
+  for entry in "${SERVICES[@]}"; do
+    if alive "${entry%%:*}"; then
+      log "services are running: keeping their binaries in $CLUSTER_BIN (down, then up, to refresh)"
+      return
+    fi
+  done
+  for name in caas-simulator caas-ingest caas-gateway caas-logger caas-presence caas-chatbot caas-campaign caas-sender; do
+    copy_binary "$name"
   done
 }
 
@@ -275,8 +289,13 @@ cluster_up() {
 }
 
 cluster_down() {
-  local part
-  for part in $(all_parts | tac); do stop "$part"; done
+  local part node
+  for part in $(all_parts | tac); do
+    [[ $part == kafka-* ]] || stop "$part"
+  done
+  # All brokers at once: the last one alone would wait for a controller quorum that is gone.
+  for node in "${KAFKA_NODES[@]}"; do stop "kafka-$node" & done
+  wait
 }
 
 cluster_status() {
