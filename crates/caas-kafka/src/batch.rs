@@ -187,6 +187,7 @@ pub async fn run_batch_consumer<H: BatchHandler>(
         config.lag_refresh_interval,
         stop_lag.clone(),
     ));
+    let dlq_depth_task = tokio::spawn(crate::dlq_depth::watch(config.clone(), stop_lag.clone()));
 
     let worker = BatchWorker {
         consumer: &consumer,
@@ -200,6 +201,8 @@ pub async fn run_batch_consumer<H: BatchHandler>(
 
     stop_lag.cancel();
     let _ = lag_task.await;
+    // Not awaited: a measurement in flight may take seconds and has nothing to flush.
+    dlq_depth_task.abort();
     commit_and_close(consumer, config.group_id.clone()).await;
     tracing::info!(group = %config.group_id, "batch consumer stopped");
     outcome

@@ -87,6 +87,7 @@ pub async fn run_consumer<H: Handler>(
         config.lag_refresh_interval,
         stop_lag.clone(),
     ));
+    let dlq_depth_task = tokio::spawn(crate::dlq_depth::watch(config.clone(), stop_lag.clone()));
 
     let worker = Worker {
         consumer: &consumer,
@@ -99,6 +100,8 @@ pub async fn run_consumer<H: Handler>(
 
     stop_lag.cancel();
     let _ = lag_task.await;
+    // Not awaited: a measurement in flight may take seconds and has nothing to flush.
+    dlq_depth_task.abort();
     commit_and_close(consumer, config.group_id.clone()).await;
     tracing::info!(group = %config.group_id, "consumer stopped");
     outcome

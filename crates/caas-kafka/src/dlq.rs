@@ -9,6 +9,10 @@ use crate::record::{OutboundRecord, Record};
 /// The suffix of every dead-letter topic.
 pub const DLQ_SUFFIX: &str = ".dlq";
 
+/// The consumer group whose commits on a DLQ record how far it was replayed (`caasctl dlq
+/// replay`'s default group; `caas_kafka_dlq_pending_records` counts from there).
+pub const REPLAY_GROUP: &str = "caasctl-dlq-replay";
+
 /// Header names added to dead-lettered records.
 pub mod headers {
     /// Why the record failed (the handler's reason, UTF-8, at most 4 KiB).

@@ -17,7 +17,7 @@
 //!   one by hand; [`OutboundRecord`] is what is produced; [`TraceParent`] carries W3C trace
 //!   context in the `traceparent` header.
 //! - [`metrics`]: Prometheus counters, histograms and the consumer-lag gauge, in the default
-//!   registry.
+//!   registry; [`dlq_depth`] reports how many dead letters still wait for a replay.
 //!
 //! Topic names come from the catalogue (`caas-events`); topics are created by `caasctl`, not
 //! here.
@@ -27,6 +27,7 @@ pub mod config;
 pub mod consumer;
 mod context;
 pub mod dlq;
+pub mod dlq_depth;
 pub mod error;
 pub mod lag;
 pub mod metrics;

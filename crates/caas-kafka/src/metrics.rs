@@ -41,6 +41,9 @@ pub struct KafkaMetrics {
     /// `caas_kafka_consumer_lag_records{topic, partition, group}`: high watermark minus the group's
     /// committed offset, for the partitions this process owns.
     pub consumer_lag: IntGaugeVec,
+    /// `caas_kafka_dlq_pending_records{topic}`: records of a dead-letter topic the replay group
+    /// has not replayed yet (see [`crate::dlq_depth`]).
+    pub dlq_pending: IntGaugeVec,
     /// `caas_kafka_produced_total{topic, outcome}` with outcome `ok`, `timeout` or `error`.
     pub produced: IntCounterVec,
     /// `caas_kafka_produce_duration_seconds{topic}`: from enqueue to broker ack.
@@ -82,6 +85,12 @@ pub fn metrics() -> &'static KafkaMetrics {
             &["topic", "partition", "group"]
         )
         .expect("register caas_kafka_consumer_lag_records"),
+        dlq_pending: register_int_gauge_vec!(
+            "caas_kafka_dlq_pending_records",
+            "Records of a dead-letter topic not replayed yet (past the replay group's commit).",
+            &["topic"]
+        )
+        .expect("register caas_kafka_dlq_pending_records"),
         produced: register_int_counter_vec!(
             "caas_kafka_produced_total",
             "Produce attempts by outcome: ok, timeout, error.",

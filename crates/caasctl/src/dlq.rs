@@ -37,7 +37,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 pub const REPLAYED_FROM: &str = "caas.replayed.from";
 
 /// The replay consumer group when `--group` is not given.
-pub const DEFAULT_REPLAY_GROUP: &str = "caasctl-dlq-replay";
+pub const DEFAULT_REPLAY_GROUP: &str = caas_kafka::dlq::REPLAY_GROUP;
 
 /// Records per transaction.
 const BATCH_RECORDS: usize = 500;

@@ -335,6 +335,29 @@ async fn replay_moves_every_dead_lettered_record_back_exactly_once() {
         fourth.topic, fourth.partition, fourth.offset
     )));
 
+    // What the services report as caas_kafka_dlq_pending_records counts from the default
+    // replay group: it never ran on this DLQ, so all five wait; a default replay (which moves
+    // nothing, every origin is marked) brings it to zero.
+    let depth_client =
+        caas_kafka::dlq_depth::replay_progress_client(&caas_kafka::KafkaConfig::new(bootstrap()))
+            .expect("depth client");
+    let depth = |client: &BaseConsumer| {
+        caas_kafka::dlq_depth::measure(client, &topics.dlq)
+            .expect("measure")
+            .expect("the DLQ exists")
+    };
+    assert_eq!(depth(&depth_client), 5);
+    let topics_default = Topics {
+        original: topics.original.clone(),
+        dlq: topics.dlq.clone(),
+    };
+    let by_default =
+        tokio::task::spawn_blocking(move || replay(&topics_default, caas_kafka::dlq::REPLAY_GROUP))
+            .await
+            .unwrap();
+    assert_eq!((by_default.replayed, by_default.already_replayed), (0, 5));
+    assert_eq!(depth(&depth_client), 0);
+
     // The command line: `dlq list` shows every DLQ record as replayed for that group.
     let output = Command::new(env!("CARGO_BIN_EXE_caasctl"))
         .args(["dlq", "list", "--topic", &topics.dlq, "--group", &group])
