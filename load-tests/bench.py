@@ -44,16 +44,17 @@ PORT_DRAIN_LOGGER_OPS = 9180
 PORT_DRAIN_GATEWAY = 3202
 
 FULL = dict(
-    # Scaled to this 2-core machine; the report says where and why.
+    # Scaled to this 2-core machine shared with other engineers' builds (the report says where
+    # and why): fewer sockets and messages than issue 9's figures.
     build="release", rounds=3,
-    ingest_workers=64, ingest_warmup=2.0, ingest_duration=8.0, ingest_open_duration=6.0,
-    kafka_records=200_000,
-    e2e_operators=1000, e2e_rates=[100, 200], e2e_warmup=2.0, e2e_duration=10.0,
+    ingest_workers=64, ingest_warmup=1.5, ingest_duration=6.0, ingest_open_duration=5.0,
+    kafka_records=100_000,
+    e2e_operators=500, e2e_rates=[50, 100], e2e_warmup=2.0, e2e_duration=8.0,
     # (sockets in the room, messages per second, rounds)
-    fanout=[(1000, 20, 3), (5000, 4, 1), (10000, 2, 1)], fanout_warmup=2.0, fanout_duration=8.0,
-    idle_sockets=10000,
-    drain_timeout=150.0,
-    bot_count=40, bot_rate=4.0, bot_wait=20, listen_after=5,
+    fanout=[(1000, 10, 3), (2500, 4, 1)], fanout_warmup=2.0, fanout_duration=8.0,
+    idle_sockets=3000,
+    drain_timeout=90.0,
+    bot_count=30, bot_rate=3.0, bot_wait=20, listen_after=5,
 )
 PROFILES = {
     "full": FULL,
@@ -744,7 +745,7 @@ def main():
     build_dir = ROOT
     revision = subprocess.run(["git", "rev-parse", "--short", args.source or "HEAD"], cwd=ROOT,
                               capture_output=True, text=True).stdout.strip()
-    if args.source:
+    if args.source and not args.no_build:
         build_dir = CACHE / "bench-src"
         shutil.rmtree(build_dir, ignore_errors=True)
         build_dir.mkdir(parents=True)
