@@ -17,6 +17,13 @@
 //                                         every 50 ms, so the test can see the bar advance
 //   {cmd: "campaign", id, state, done}    wait until the row shows `state` and `done` percent;
 //                                         answers the percentages sampled so far, in order
+//   {cmd: "explorer_open"}                click the Events tab (admins); wait for the first search
+//                                         and the live tail's subscription
+//   {cmd: "explorer_search", text}        search for `text`; wait for a row containing it
+//   {cmd: "explorer_payload", text}       click the row containing `text`; answers the payload
+//   {cmd: "explorer_live", text}          wait for a row containing `text` that came by the live
+//                                         tail; answers whether the page was never reloaded
+//   {cmd: "explorer_tab"}                 answers whether the Events tab is visible
 //   {cmd: "screenshot", name}
 //   {cmd: "quit"}
 import fs from "node:fs";
@@ -120,6 +127,36 @@ const steps = {
       counts: await row.locator('[data-testid="campaign-counts"]').textContent(),
       screenshot: await shot(`progress-${state}`),
     };
+  },
+  async explorer_open() {
+    await page.evaluate(() => (window.__explorerPage = Math.random().toString(36).slice(2)));
+    await page.locator('[data-testid="explorer-tab"]').click();
+    await page.locator('[data-testid="explorer"][data-tailing="true"]').waitFor({ timeout: TIMEOUT });
+    await page.locator('[data-testid="explorer-status"]', { hasText: /events? from/ }).waitFor({ timeout: TIMEOUT });
+    return { status: await page.locator('[data-testid="explorer-status"]').textContent(), screenshot: await shot("explorer-open") };
+  },
+  async explorer_search({ text }) {
+    await page.locator('[data-testid="explorer-text"]').fill(text);
+    await page.locator('[data-testid="explorer-search"]').click();
+    const rows = page.locator('[data-testid="event-row"]', { hasText: text });
+    await rows.first().waitFor({ timeout: TIMEOUT });
+    const found = await rows.evaluateAll((elements) => elements.map((row) => ({ id: row.dataset.id, type: row.dataset.type, live: row.dataset.live, summary: row.querySelector('[data-testid="event-summary"]')?.textContent })));
+    return { rows: found, status: await page.locator('[data-testid="explorer-status"]').textContent(), screenshot: await shot("explorer-search") };
+  },
+  async explorer_payload({ text }) {
+    await page.locator('[data-testid="event-row"]', { hasText: text }).first().click();
+    const payload = page.locator('[data-testid="event-payload"]', { hasText: '"payload"' });
+    await payload.waitFor({ timeout: TIMEOUT });
+    return { payload: JSON.parse(await payload.textContent()), screenshot: await shot("explorer-payload") };
+  },
+  async explorer_live({ text }) {
+    const row = page.locator('[data-testid="event-row"][data-live="true"]', { hasText: text }).first();
+    await row.waitFor({ timeout: TIMEOUT });
+    const samePage = await page.evaluate(() => typeof window.__explorerPage === "string");
+    return { id: await row.getAttribute("data-id"), event_type: await row.getAttribute("data-type"), same_page: samePage, screenshot: await shot("explorer-live") };
+  },
+  async explorer_tab() {
+    return { visible: await page.locator('[data-testid="explorer-tab"]').isVisible() };
   },
   async screenshot({ name }) {
     return { screenshot: await shot(name) };

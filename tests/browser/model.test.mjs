@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import test from "node:test";
 
-const { ConversationList, Thread, Typing, applyCampaignEvent, campaignDone, laterStatus } = await import(process.env.CAAS_DASHBOARD_MODEL);
+const { ConversationList, EventLog, Thread, Typing, applyCampaignEvent, campaignDone, laterStatus, matchesEventFilter } = await import(process.env.CAAS_DASHBOARD_MODEL);
 
 const message = (id, seq, status = "received", direction = "inbound") => ({
   id, conversation_key: "acme:whatsapp:1", seq, direction, origin: "customer", operator_id: null,
@@ -85,4 +85,24 @@ test("campaign events keep the lifecycle state and the newest totals", () => {
   view = applyCampaignEvent(view, { ...event("rejected", 4, 5), reason: "already completed" });
   assert.equal(view.state, "completed");
   assert.equal(view.reason, "already completed");
+});
+
+test("the event explorer keeps events newest first, once each, and filters live ones", () => {
+  const event = (id, at, extra = {}) => ({ id, type: "inbound_message", tenant_id: "t", conversation_key: "t:whatsapp:1", topic: null, seq: null, source: "ingest", occurred_at: at, stored_at: at, summary: "Ada · text: hello", ...extra });
+  const log = new EventLog(3);
+  log.add([event("a", 1), event("b", 3)]);
+  log.add([event("c", 2), event("b", 3, { summary: "changed" })]);
+  assert.deepEqual(log.ordered().map((e) => e.id), ["b", "c", "a"]);
+  assert.equal(log.ordered()[0].summary, "Ada · text: hello");
+  log.add([event("d", 4)]);
+  assert.deepEqual(log.ordered().map((e) => e.id), ["d", "b", "c"], "the oldest drops out");
+  const any = { conversation_key: "", type: "", from: null, to: null, text: "" };
+  assert.ok(matchesEventFilter(event("x", 5), any));
+  assert.ok(matchesEventFilter(event("x", 5), { ...any, text: "HELLO" }));
+  assert.ok(!matchesEventFilter(event("x", 5), { ...any, text: "bye" }));
+  assert.ok(!matchesEventFilter(event("x", 5), { ...any, type: "inbound_status,outbound_result" }));
+  assert.ok(matchesEventFilter(event("x", 5), { ...any, type: "inbound_status,inbound_message" }));
+  assert.ok(!matchesEventFilter(event("x", 5), { ...any, conversation_key: "t:whatsapp:2" }));
+  assert.ok(!matchesEventFilter(event("x", 5), { ...any, to: 5 }));
+  assert.ok(!matchesEventFilter(event("x", 5), { ...any, from: 6 }));
 });

@@ -22,7 +22,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{self, AuthError, Claims};
+use crate::domain::explorer::{self as explorer_rules, SearchParams};
 use crate::domain::rooms;
+use crate::explorer;
 use crate::metrics::metrics;
 use crate::state::Shared;
 use crate::store::{ConversationFilter, StoreError};
@@ -167,6 +169,8 @@ pub fn router(shared: Arc<Shared>, campaigns: caas_campaign::ApiState) -> Router
         .route("/api/v1/conversations/{key}/messages", get(list_messages))
         .route("/api/v1/customers/{customer}/export", get(export_customer))
         .route("/api/v1/customers/{customer}", delete(erase_customer))
+        .route("/api/v1/events", get(search_events))
+        .route("/api/v1/events/{id}", get(get_event))
         .with_state(shared)
         .layer(axum::middleware::from_fn(count_requests));
     let api = api.merge(campaign_api);
@@ -430,4 +434,49 @@ async fn erase_customer(
         }
     }
     Ok(Json(json!(report)))
+}
+
+impl From<explorer::ExplorerError> for ApiError {
+    fn from(error: explorer::ExplorerError) -> Self {
+        match error {
+            explorer::ExplorerError::TooBroad => ApiError::BadRequest(error.to_string()),
+            explorer::ExplorerError::Unavailable(_) => ApiError::Unavailable(error.to_string()),
+        }
+    }
+}
+
+/// `GET /api/v1/events` (admin): the event explorer's search over the caller's tenant's stored
+/// events, newest first.
+async fn search_events(
+    State(shared): State<Arc<Shared>>,
+    Operator(claims): Operator,
+    query: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    admin_only(&claims, "the event explorer")?;
+    let Query(params) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let search = explorer_rules::parse_search(&claims.tenant, params, crate::realtime::now_ms())
+        .map_err(|error| match error {
+            explorer_rules::SearchError::Invalid(_) => ApiError::BadRequest(error.to_string()),
+            explorer_rules::SearchError::OtherTenant(_) => ApiError::Forbidden(error.to_string()),
+        })?;
+    let page = explorer::search(shared.store.database(), &search).await?;
+    Ok(Json(json!({
+        "events": page.events,
+        "next_before": page.next_before,
+        "from": search.from,
+        "to": search.to,
+    })))
+}
+
+/// `GET /api/v1/events/{id}` (admin): one stored event of the caller's tenant with its payload.
+async fn get_event(
+    State(shared): State<Arc<Shared>>,
+    Operator(claims): Operator,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    admin_only(&claims, "the event explorer")?;
+    explorer::event(shared.store.database(), &claims.tenant, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no event {id} in your tenant")))
 }

@@ -7,7 +7,7 @@
 //!   logger's `seq`, emit), [`realtime`] (socket.io handlers and acks), [`http`] (REST API,
 //!   OpenAPI, dashboard files), [`store`] (the logger's MongoDB documents), [`adapter`] (a
 //!   reconnecting Redis driver for the socket.io adapter), [`progress`] (how far the logger
-//!   got), [`metrics`], [`Config`].
+//!   got), [`explorer`] (the admins' event search and live tail), [`metrics`], [`Config`].
 //!
 //! `run` is the whole service: `main` only reads the configuration and hands it over with the
 //! shutdown token, so tests start the very same service in-process. `EVENTS.md` documents the
@@ -19,6 +19,7 @@ pub mod auth;
 mod config;
 pub mod consumer;
 pub mod domain;
+pub mod explorer;
 pub mod http;
 pub mod metrics;
 pub mod progress;

@@ -41,7 +41,7 @@ type Ack = AckSender<Adapter>;
 type SharedState = State<Arc<Shared>>;
 
 /// Client events and their handlers, registered on every connected socket.
-pub const CLIENT_EVENTS: [&str; 11] = [
+pub const CLIENT_EVENTS: [&str; 13] = [
     "conversation.join",
     "conversation.leave",
     "message.send",
@@ -53,6 +53,8 @@ pub const CLIENT_EVENTS: [&str; 11] = [
     "conversation.read",
     "heartbeat",
     "session.refresh",
+    "explorer.subscribe",
+    "explorer.unsubscribe",
 ];
 
 /// Why a client event failed; sent back as `{ ok: false, error }`.
@@ -146,6 +148,8 @@ async fn on_connect(
     socket.on("conversation.read", on_read);
     socket.on("heartbeat", on_heartbeat);
     socket.on("session.refresh", on_refresh);
+    socket.on("explorer.subscribe", on_explorer_subscribe);
+    socket.on("explorer.unsubscribe", on_explorer_unsubscribe);
     socket.on_disconnect(on_disconnect);
 
     let session_ended = CancellationToken::new();
@@ -184,8 +188,54 @@ fn expire_at_token_end(socket: Socket, exp: i64, session_ended: CancellationToke
     });
 }
 
+/// Marks a socket that tails the event explorer (so it is counted out once).
+#[derive(Clone)]
+struct TailsExplorer;
+
+/// `explorer.subscribe {}` (admins): receive `explorer.event` for every event of the tenant
+/// stored from now on.
+async fn on_explorer_subscribe(socket: Socket, State(shared): SharedState, ack: Ack) {
+    const EVENT: &str = "explorer.subscribe";
+    let outcome = (|| {
+        let claims = admit(&socket)?;
+        if !claims.is_admin() {
+            return Err(Refusal::Action(ActionError::Forbidden(
+                "the event explorer takes the admin role".into(),
+            )));
+        }
+        if socket.extensions.get::<TailsExplorer>().is_none() {
+            socket.extensions.insert(TailsExplorer);
+            socket.join(rooms::explorer(&claims.tenant));
+            shared.explorer.add(&claims.tenant);
+        }
+        Ok(rooms::explorer(&claims.tenant))
+    })();
+    answer(EVENT, ack, outcome);
+}
+
+/// `explorer.unsubscribe {}`: stop the live tail.
+async fn on_explorer_unsubscribe(socket: Socket, State(shared): SharedState, ack: Ack) {
+    const EVENT: &str = "explorer.unsubscribe";
+    let outcome = (|| {
+        let claims = admit(&socket)?;
+        stop_tailing(&socket, &shared, &claims);
+        Ok(rooms::explorer(&claims.tenant))
+    })();
+    answer(EVENT, ack, outcome);
+}
+
+fn stop_tailing(socket: &Socket, shared: &Shared, claims: &Claims) {
+    if socket.extensions.remove::<TailsExplorer>().is_some() {
+        socket.leave(rooms::explorer(&claims.tenant));
+        shared.explorer.remove(&claims.tenant);
+    }
+}
+
 async fn on_disconnect(socket: Socket, State(shared): SharedState, reason: DisconnectReason) {
     metrics().connected_sockets.dec();
+    if let Some(claims) = socket.extensions.get::<Claims>() {
+        stop_tailing(&socket, &shared, &claims);
+    }
     if let Some(session_ended) = socket.extensions.get::<CancellationToken>() {
         session_ended.cancel();
     }

@@ -66,6 +66,7 @@ pub async fn run(
         store: store.clone(),
         redis_url: config.common.redis_url.clone(),
         io: std::sync::OnceLock::new(),
+        explorer: crate::explorer::Subscribers::default(),
     });
     let adapter = RedisAdapterCtr::new_with_driver(
         driver,
@@ -86,6 +87,14 @@ pub async fn run(
         .build_layer();
     realtime::register(&io).await?;
     let _ = shared.io.set(io.clone());
+    // The explorer's live tail: a change stream of stored events while admins subscribe here.
+    let tail_stop = shutdown.child_token();
+    let tail = tokio::spawn(crate::explorer::tail(
+        io.clone(),
+        store.database().clone(),
+        shared.explorer.clone(),
+        tail_stop.clone(),
+    ));
 
     // The campaign REST API (lazy clients of its own: a dependency that is down makes its
     // requests 503, never start-up fail).
@@ -183,6 +192,8 @@ pub async fn run(
             () = &mut deadline => {}
         }
     }
+    tail_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(2), tail).await;
     if let Err(error) = producer.flush(Duration::from_secs(2)).await {
         tracing::warn!(error = %error, "kafka producer not fully flushed");
     }

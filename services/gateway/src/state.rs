@@ -20,6 +20,8 @@ pub struct Shared {
     pub redis_url: Secret,
     /// The socket.io server, set once it is built, so the REST API can notify operators.
     pub io: std::sync::OnceLock<crate::realtime::Io>,
+    /// This instance's sockets tailing the event explorer, per tenant.
+    pub explorer: crate::explorer::Subscribers,
 }
 
 impl Shared {

@@ -418,13 +418,7 @@ async fn the_dashboard_shows_a_running_campaigns_progress_live() {
     let cluster = Cluster::new().await;
     let gateway = cluster.start_on_stack().await;
     let admin = token("demo", "op-campaigns", "admin");
-    let url = format!("http://{}/?token={admin}", gateway.address);
-    let artifacts = artifacts_dir();
-    let mut page = NodeDriver::spawn(
-        "dashboard.mjs",
-        &[&url, artifacts.to_str().unwrap(), "campaign-"],
-    );
-    page.step(json!({ "cmd": "signed_in" })).await;
+    let mut page = open_dashboard(&gateway, &admin, "campaign-").await;
 
     // A campaign of the demo tenant through the gateway's API, sent by the stack's campaign
     // service and sender to the simulator, at 4 messages per second: a few seconds of
@@ -568,17 +562,7 @@ async fn a_handed_off_customer_gets_the_operators_reply_and_the_dashboard_shows_
     .await;
     let cluster = Cluster::new().await;
     let gateway = cluster.start_on_stack().await;
-    let url = format!(
-        "http://{}/?token={}",
-        gateway.address,
-        token("demo", "op-e2e", "operator")
-    );
-    let artifacts = artifacts_dir();
-    let mut page = NodeDriver::spawn(
-        "dashboard.mjs",
-        &[&url, artifacts.to_str().unwrap(), "handoff-"],
-    );
-    page.step(json!({ "cmd": "signed_in" })).await;
+    let mut page = open_dashboard(&gateway, &token("demo", "op-e2e", "operator"), "handoff-").await;
 
     // A customer nobody used before writes "hi"; the stack's chatbot answers with its menu.
     let customer = format!("49157{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000);
@@ -647,6 +631,87 @@ async fn a_handed_off_customer_gets_the_operators_reply_and_the_dashboard_shows_
     cluster.cleanup().await;
 }
 
+#[tokio::test]
+#[ignore = "needs Node.js, npm packages and chromium: run tests/browser/run.sh"]
+async fn the_event_explorer_finds_a_webhooks_event_and_tails_new_ones_live() {
+    let cluster = Cluster::new().await;
+    let logger = cluster.start_logger().await;
+    let ingest = cluster.start_ingest().await;
+    let gateway = cluster.start(&[]).await;
+    let customer = format!("49153{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000);
+    let run = unique("explorer-");
+
+    // An operator (not an admin) does not see the Events tab.
+    let operator = token("demo", "op-plain", "operator");
+    let mut page = open_dashboard(&gateway, &operator, "explorer-operator-").await;
+    let tab = page.step(json!({ "cmd": "explorer_tab" })).await;
+    assert_eq!(tab["visible"], false, "{tab}");
+    page.quit().await;
+
+    // A customer's webhook, stored by the logger.
+    let first_text = format!("My parcel {run} never arrived");
+    post_whatsapp_text(&ingest, &customer, "Lin Explorer", &first_text).await;
+
+    let admin = token("demo", "op-admin", "admin");
+    let mut page = open_dashboard(&gateway, &admin, "explorer-").await;
+    let opened = page.step(json!({ "cmd": "explorer_open" })).await;
+    eprintln!("explorer: {}", opened["status"]);
+    assert_eq!(
+        page.step(json!({ "cmd": "explorer_tab" })).await["visible"],
+        true
+    );
+
+    // The search finds the webhook's event by its text; one click shows its payload.
+    let found = page
+        .step(json!({ "cmd": "explorer_search", "text": run }))
+        .await;
+    let rows = found["rows"].as_array().unwrap();
+    assert!(
+        rows.iter().any(|row| row["type"] == "inbound_message"
+            && row["summary"].as_str().unwrap().contains(&first_text)),
+        "{found}"
+    );
+    let detail = page
+        .step(json!({ "cmd": "explorer_payload", "text": first_text }))
+        .await;
+    assert_eq!(
+        detail["payload"]["payload"]["content"]["text"]["body"],
+        first_text.as_str(),
+        "{detail}"
+    );
+    assert_eq!(detail["payload"]["tenant_id"], "demo");
+
+    // A new webhook appears at the top by the live tail, without reloading the page.
+    let second_text = format!("Found it, thanks {run}");
+    post_whatsapp_text(&ingest, &customer, "Lin Explorer", &second_text).await;
+    let live = page
+        .step(json!({ "cmd": "explorer_live", "text": second_text }))
+        .await;
+    assert_eq!(live["event_type"], "inbound_message", "{live}");
+    assert_eq!(live["same_page"], true, "the page was reloaded");
+    for answer in [&opened, &found, &detail, &live] {
+        eprintln!("screenshot: {}", answer["screenshot"]);
+    }
+    page.quit().await;
+
+    gateway.stop().await;
+    ingest.stop().await;
+    logger.stop().await;
+    cluster.cleanup().await;
+}
+
+/// The dashboard signed in with `token`, live; screenshots named with `prefix`.
+async fn open_dashboard(gateway: &common::Gateway, token: &str, prefix: &str) -> NodeDriver {
+    let url = format!("http://{}/?token={token}", gateway.address);
+    let artifacts = artifacts_dir();
+    let mut page = NodeDriver::spawn(
+        "dashboard.mjs",
+        &[&url, artifacts.to_str().unwrap(), prefix],
+    );
+    page.step(json!({ "cmd": "signed_in" })).await;
+    page
+}
+
 /// The stored message of a conversation whose `field` is `value` (REST, as the dashboard reads).
 async fn stored_message(
     gateway: &common::Gateway,
@@ -682,24 +747,5 @@ fn token_with_secret(tenant: &str, secret: &str) -> String {
 }
 
 fn common_inbound(tenant: &str, customer: &str, body: &str) -> caas_events::model::InboundMessage {
-    let wamid = unique("wamid.");
-    caas_events::model::InboundMessage {
-        event_id: keys::deterministic_event_id(&["whatsapp", "message", &wamid]),
-        tenant_id: tenant.to_string(),
-        conversation_key: keys::conversation_key(tenant, Channel::Whatsapp, customer),
-        channel: Channel::Whatsapp,
-        occurred_at: common_now(),
-        recorded_at: common_now(),
-        source: "gateway-test".to_string(),
-        trace_parent: None,
-        provider_message_id: wamid,
-        customer_id: customer.to_string(),
-        customer_display_name: Some("Kim".to_string()),
-        business_id: None,
-        reply_to: None,
-        content: caas_events::model::Content::Text(caas_events::model::Text {
-            body: body.to_string(),
-            preview_url: false,
-        }),
-    }
+    common::inbound_text(tenant, customer, body)
 }

@@ -28,7 +28,11 @@ fn every_socket_event_is_documented() {
             event.name()
         );
     }
-    for extra in ["session", "session.expired"] {
+    for extra in [
+        "session",
+        "session.expired",
+        caas_gateway::explorer::TAIL_EVENT,
+    ] {
         assert!(EVENTS_MD.contains(&format!("### `{extra}`")), "{extra}");
     }
 }
@@ -56,6 +60,8 @@ fn the_openapi_document_parses_and_lists_every_route() {
         "/api/v1/campaigns/{campaign_id}/cancel",
         "/api/v1/campaigns/{campaign_id}/recipients",
         "/api/v1/consents/{channel}/{customer_id}",
+        "/api/v1/events",
+        "/api/v1/events/{id}",
         "/openapi.yaml",
     ] {
         assert!(

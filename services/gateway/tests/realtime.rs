@@ -7,40 +7,15 @@ mod common;
 use std::time::Duration;
 
 use caas_events::keys;
-use caas_events::model::{
-    Channel, Content, ConversationEvent, InboundMessage, OutboundCommand, Text,
-};
+use caas_events::model::{Channel, Content, ConversationEvent, InboundMessage, OutboundCommand};
 use caas_logger::domain::docs::{inbound_message_id, outbound_message_id};
 use common::{token, token_with, unique, Cluster, EventProducer, TestSocket, TopicTail};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn now_ms() -> i64 {
-    caas_gateway::realtime::now_ms()
-}
-
 fn inbound(tenant: &str, customer: &str, body: &str) -> InboundMessage {
-    let wamid = unique("wamid.");
-    InboundMessage {
-        event_id: keys::deterministic_event_id(&["whatsapp", "message", &wamid]),
-        tenant_id: tenant.to_string(),
-        conversation_key: keys::conversation_key(tenant, Channel::Whatsapp, customer),
-        channel: Channel::Whatsapp,
-        occurred_at: now_ms(),
-        recorded_at: now_ms(),
-        source: "gateway-test".to_string(),
-        trace_parent: None,
-        provider_message_id: wamid,
-        customer_id: customer.to_string(),
-        customer_display_name: Some("Kim".to_string()),
-        business_id: None,
-        reply_to: None,
-        content: Content::Text(Text {
-            body: body.to_string(),
-            preview_url: false,
-        }),
-    }
+    common::inbound_text(tenant, customer, body)
 }
 
 async fn join(socket: &TestSocket, conversation_key: &str) {

@@ -6,6 +6,8 @@
 //!   are only unique within a tenant, hence the tenant in the name.
 //! - `conversation:<conversation key>`: operators who opened the conversation (thread, ticks,
 //!   typing). The key starts with the tenant.
+//! - `explorer:<tenant>`: admins watching the tenant's event explorer live tail (joined on this
+//!   instance only: each instance tails the stored events itself and emits locally).
 
 use caas_events::keys;
 
@@ -17,6 +19,11 @@ pub fn tenant(tenant: &str) -> String {
 /// The room of one operator.
 pub fn operator(tenant: &str, operator_id: &str) -> String {
     format!("operator:{tenant}:{operator_id}")
+}
+
+/// The room of the admins tailing `tenant`'s stored events.
+pub fn explorer(tenant: &str) -> String {
+    format!("explorer:{tenant}")
 }
 
 /// The room of one conversation.

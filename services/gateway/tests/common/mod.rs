@@ -494,3 +494,35 @@ pub async fn post_whatsapp_text(
     assert_eq!(status.as_u16(), 200, "ingest refused the webhook: {text}");
     wamid
 }
+
+/// A customer's WhatsApp text message as ingest produces it (a fresh provider id), with the
+/// display name "Kim".
+pub fn inbound_text(
+    tenant: &str,
+    customer: &str,
+    body: &str,
+) -> caas_events::model::InboundMessage {
+    use caas_events::keys;
+    use caas_events::model::{Channel, Content, InboundMessage, Text};
+    let wamid = unique("wamid.");
+    let now = caas_gateway::realtime::now_ms();
+    InboundMessage {
+        event_id: keys::deterministic_event_id(&["whatsapp", "message", &wamid]),
+        tenant_id: tenant.to_string(),
+        conversation_key: keys::conversation_key(tenant, Channel::Whatsapp, customer),
+        channel: Channel::Whatsapp,
+        occurred_at: now,
+        recorded_at: now,
+        source: "gateway-test".to_string(),
+        trace_parent: None,
+        provider_message_id: wamid,
+        customer_id: customer.to_string(),
+        customer_display_name: Some("Kim".to_string()),
+        business_id: None,
+        reply_to: None,
+        content: Content::Text(Text {
+            body: body.to_string(),
+            preview_url: false,
+        }),
+    }
+}

@@ -9,12 +9,16 @@ import {
   Conversation,
   ConversationList,
   ConversationUpdate,
+  EventFilter,
+  EventLog,
   Message,
   StatusUpdate,
+  StoredEvent,
   Thread,
   Typing,
   applyCampaignEvent,
   campaignDone,
+  matchesEventFilter,
   previewOf,
 } from "./model";
 
@@ -43,6 +47,16 @@ const state = {
   operatorsOnline: new Map<string, number>(),
   campaigns: new Map<string, CampaignView>(),
   heartbeat: 0 as number | ReturnType<typeof setInterval>,
+  view: "conversations" as "conversations" | "explorer",
+  explorer: {
+    log: new EventLog(),
+    filter: { conversation_key: "", type: "", from: null, to: null, text: "" } as EventFilter,
+    nextBefore: null as string | null,
+    selected: null as string | null,
+    /** Whether this socket receives `explorer.event` (admins, explorer open, live tail on). */
+    tailing: false,
+    searched: false,
+  },
 };
 
 // ---------------------------------------------------------------- helpers
@@ -120,6 +134,7 @@ function render(): void {
     renderList();
     renderThread();
     renderCampaigns();
+    renderExplorer();
   });
 }
 
@@ -340,6 +355,133 @@ function renderCampaigns(): void {
   );
 }
 
+function renderExplorer(): void {
+  const admin = state.me?.role === "admin";
+  $("[data-view=explorer]").hidden = !admin;
+  if (!admin && state.view === "explorer") state.view = "conversations";
+  $("main").hidden = state.view !== "conversations";
+  $("#explorer").hidden = state.view !== "explorer";
+  $("#explorer").dataset.tailing = String(state.explorer.tailing);
+  for (const tab of document.querySelectorAll<HTMLElement>("#tabs .tab")) tab.classList.toggle("active", tab.dataset.view === state.view);
+  if (state.view !== "explorer") return;
+  const explorer = state.explorer;
+  $("#explorer-results").replaceChildren(
+    ...explorer.log.ordered().map((event) => {
+      const row = h(
+        "tr",
+        {
+          class: `event-row${event.live ? " live" : ""}${event.id === explorer.selected ? " selected" : ""}`,
+          "data-testid": "event-row",
+          "data-id": event.id,
+          "data-type": event.type,
+          "data-live": String(!!event.live),
+          title: event.id,
+        },
+        h("td", {}, new Date(event.occurred_at).toLocaleString()),
+        h("td", { class: "event-type" }, event.type),
+        h("td", {}, event.conversation_key),
+        h("td", { "data-testid": "event-summary" }, event.summary),
+      );
+      row.addEventListener("click", () => void openEvent(event.id));
+      return row;
+    }),
+  );
+  ($("#explorer-more") as HTMLButtonElement).hidden = !explorer.nextBefore;
+}
+
+function setStatus(text: string, error = false): void {
+  const status = $("#explorer-status");
+  status.textContent = text;
+  status.classList.toggle("error", error);
+}
+
+function localMillis(selector: string): number | null {
+  const value = ($(selector) as HTMLInputElement).value;
+  return value ? new Date(value).getTime() : null;
+}
+
+function readFilter(): EventFilter {
+  return {
+    conversation_key: ($("#explorer-conversation") as HTMLInputElement).value.trim(),
+    type: ($("#explorer-type") as HTMLSelectElement).value,
+    from: localMillis("#explorer-from"),
+    to: localMillis("#explorer-to"),
+    text: ($("#explorer-text") as HTMLInputElement).value.trim(),
+  };
+}
+
+/** Search the stored events with the form's filters (a new search, or the next older page). */
+async function searchEvents(older = false): Promise<void> {
+  const explorer = state.explorer;
+  if (!older) explorer.filter = readFilter();
+  const filter = explorer.filter;
+  const query = new URLSearchParams({ limit: "100" });
+  if (filter.conversation_key) query.set("conversation_key", filter.conversation_key);
+  if (filter.type) query.set("type", filter.type);
+  if (filter.from != null) query.set("from", String(filter.from));
+  if (filter.to != null) query.set("to", String(filter.to));
+  if (filter.text) query.set("q", filter.text);
+  if (older && explorer.nextBefore) query.set("before", explorer.nextBefore);
+  setStatus("Searching…");
+  try {
+    const body: { events: StoredEvent[]; next_before: string | null; from: number; to: number } = await api(`/api/v1/events?${query}`);
+    if (!older) explorer.log.clear();
+    explorer.log.add(body.events);
+    explorer.nextBefore = body.next_before;
+    explorer.searched = true;
+    setStatus(
+      `${explorer.log.size} event${explorer.log.size === 1 ? "" : "s"} from ${new Date(body.from).toLocaleString()} to ${new Date(body.to).toLocaleString()}` +
+        (explorer.tailing ? " · live tail on: new events appear at the top" : ""),
+    );
+  } catch (error) {
+    setStatus((error as Error).message, true);
+  }
+  render();
+}
+
+/** Show one event's whole payload. */
+async function openEvent(id: string): Promise<void> {
+  state.explorer.selected = id;
+  render();
+  $("#explorer-detail").hidden = false;
+  $("#explorer-detail-title").textContent = id;
+  const pre = $("#explorer-payload");
+  pre.textContent = "Loading…";
+  try {
+    const event = await api<Record<string, unknown>>(`/api/v1/events/${encodeURIComponent(id)}`);
+    pre.textContent = JSON.stringify(event, null, 2);
+  } catch (error) {
+    pre.textContent = (error as Error).message;
+  }
+}
+
+/** Tail while the explorer is open, its live box is ticked and the operator is an admin. */
+function syncTail(): void {
+  const socket = state.socket;
+  const wanted =
+    state.view === "explorer" && state.me?.role === "admin" && ($("#explorer-live") as HTMLInputElement).checked;
+  if (!socket?.connected) {
+    state.explorer.tailing = false;
+    return;
+  }
+  if (wanted === state.explorer.tailing) return;
+  state.explorer.tailing = wanted;
+  socket.emit(wanted ? "explorer.subscribe" : "explorer.unsubscribe", {}, (ack: { ok: boolean; error?: string }) => {
+    if (!ack.ok) {
+      state.explorer.tailing = false;
+      setStatus(ack.error ?? "the live tail was refused", true);
+    }
+    render();
+  });
+}
+
+function showView(view: "conversations" | "explorer"): void {
+  state.view = view;
+  render();
+  syncTail();
+  if (view === "explorer" && !state.explorer.searched) void searchEvents();
+}
+
 // ---------------------------------------------------------------- data
 
 interface CampaignSummary {
@@ -536,6 +678,9 @@ function connect(): void {
       void catchUp(state.selected);
     }
     for (const key of state.threads.keys()) if (key !== state.selected) thread(key).loaded = false;
+    // A new connection tails nothing yet; subscribe again if the explorer is live.
+    state.explorer.tailing = false;
+    syncTail();
   });
   socket.on("connect_error", (error: Error) => {
     state.connection = "offline";
@@ -589,6 +734,11 @@ function connect(): void {
             : "";
       if (text) state.customerPresence.set(update.conversation_key, text);
     }
+    render();
+  });
+  socket.on("explorer.event", (event: StoredEvent) => {
+    if (!matchesEventFilter(event, state.explorer.filter)) return;
+    state.explorer.log.add([{ ...event, live: true }]);
     render();
   });
   socket.on("campaign.progress", (progress: CampaignProgress) => {
@@ -667,6 +817,20 @@ function start(): void {
   $("#release").addEventListener("click", action("conversation.release"));
   $("#close").addEventListener("click", action("conversation.close"));
   document.addEventListener("visibilitychange", markRead);
+  for (const tab of document.querySelectorAll<HTMLButtonElement>("#tabs .tab")) {
+    tab.addEventListener("click", () => showView(tab.dataset.view as "conversations" | "explorer"));
+  }
+  $("#explorer-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    void searchEvents();
+  });
+  $("#explorer-more").addEventListener("click", () => void searchEvents(true));
+  $("#explorer-live").addEventListener("change", syncTail);
+  $("#explorer-detail-close").addEventListener("click", () => {
+    $("#explorer-detail").hidden = true;
+    state.explorer.selected = null;
+    render();
+  });
   setInterval(render, 5000);
 
   const token = fromUrl ?? localStorage.getItem(TOKEN_KEY);

@@ -301,3 +301,72 @@ export function previewOf(message: Message): string {
   const content = message.content as Record<string, { body?: string }> | null;
   return content?.text?.body ?? "";
 }
+
+/** A stored event as the explorer lists it (`GET /api/v1/events`, `explorer.event`). */
+export interface StoredEvent {
+  id: string;
+  type: string;
+  tenant_id: string;
+  conversation_key: string;
+  topic: string | null;
+  seq: number | null;
+  source: string | null;
+  occurred_at: number;
+  stored_at: number | null;
+  summary: string;
+  /** Arrived by the live tail (not by a search). */
+  live?: boolean;
+}
+
+/** The explorer's filters; empty strings and nulls mean "any". */
+export interface EventFilter {
+  conversation_key: string;
+  type: string;
+  from: number | null;
+  to: number | null;
+  text: string;
+}
+
+/**
+ * Whether a live event belongs in the current result list. The server searches the payload's
+ * text fields; the tail only carries the summary, so the client matches the text against what
+ * it has (id, key, type, summary): a live row may need a search to be found by a payload field.
+ */
+export function matchesEventFilter(event: StoredEvent, filter: EventFilter): boolean {
+  if (filter.conversation_key && event.conversation_key !== filter.conversation_key.trim()) return false;
+  if (filter.type && !filter.type.split(",").includes(event.type)) return false;
+  if (filter.from != null && event.occurred_at < filter.from) return false;
+  if (filter.to != null && event.occurred_at >= filter.to) return false;
+  const text = filter.text.trim().toLowerCase();
+  if (text) {
+    const haystack = [event.id, event.conversation_key, event.type, event.summary, event.source ?? ""].join("\n").toLowerCase();
+    if (!haystack.includes(text)) return false;
+  }
+  return true;
+}
+
+/** The explorer's result list: newest first, each event once, at most `capacity` rows. */
+export class EventLog {
+  private readonly byId = new Map<string, StoredEvent>();
+
+  constructor(private readonly capacity = 500) {}
+
+  clear(): void {
+    this.byId.clear();
+  }
+
+  /** Add events (a search page or a live one); a known id keeps its first version. */
+  add(events: StoredEvent[]): void {
+    for (const event of events) if (!this.byId.has(event.id)) this.byId.set(event.id, event);
+    const ordered = this.ordered();
+    for (const dropped of ordered.slice(this.capacity)) this.byId.delete(dropped.id);
+  }
+
+  ordered(): StoredEvent[] {
+    return [...this.byId.values()].sort((a, b) => b.occurred_at - a.occurred_at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+}
