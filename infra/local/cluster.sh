@@ -17,6 +17,8 @@
 #   infra/local/cluster.sh env           the CAAS_* variables of this stack, as shell assignments
 #   infra/local/cluster.sh controller    which Kafka node leads the KRaft quorum (kafka-N)
 #
+# CAAS_* values for this stack only go into <state>/overrides.env (sourced after .env.example).
+#
 # Services are named like the stack's (ingest, gateway, gateway-2, logger, ...); a name with a
 # number suffix (logger-2, logger-3, gateway-3) is one more instance of the same binary, with an
 # ops address of its own, which is how the scaling test adds consumers to a group.
@@ -83,6 +85,13 @@ cluster_env() {
     [[ ${entry%%:*} == *-[0-9] ]] || export "$(service_address_variable "${entry%%:*}")=${entry#*:}"
   done
   # A crashed member's partitions move after this long (the chaos test waits for it).
+  # Overrides for this stack only (e.g. CAAS_LOGGER_BATCH_MAX_RECORDS=200), one per line.
+  if [[ -f "$STATE/overrides.env" ]]; then
+    set -a
+    # shellcheck disable=SC1091
+    source "$STATE/overrides.env"
+    set +a
+  fi
   local session_timeout=${CAAS_CLUSTER_SESSION_TIMEOUT_MS:-10000}
   export CAAS_LOGGER_SESSION_TIMEOUT_MS=$session_timeout CAAS_SENDER_SESSION_TIMEOUT_MS=$session_timeout \
     CAAS_CAMPAIGN_SESSION_TIMEOUT_MS=$session_timeout
