@@ -48,7 +48,7 @@ def owners_line(owners):
     return ", ".join(f"{member[-12:]}: {count}" for member, count in sorted(owners.items()))
 
 
-def wait_members(group, count, lines, timeout=120):
+def wait_members(group, count, lines, timeout=300):
     """Wait until `count` members own every partition of the group between them, each some."""
 
     def settled():
@@ -58,9 +58,10 @@ def wait_members(group, count, lines, timeout=120):
             return owners
         return None
 
+    started = time.monotonic()
     owners = wait_for(settled, timeout, 1.0, f"{group} with {count} member(s) owning partitions")
     _, lag, usable, _ = group_view(group)
-    lines.append(f"- `{group}`: {count} member(s) own [{owners_line(owners)}] partitions; total lag {lag}; usable instances {usable}")
+    lines.append(f"- `{group}`: {count} member(s) own [{owners_line(owners)}] partitions (settled in {time.monotonic() - started:.0f} s); total lag {lag}; usable instances {usable}")
     log(lines[-1])
     return owners
 
@@ -78,29 +79,42 @@ def processed(address):
     return total
 
 
-def rebalance_lines(name, since_bytes):
-    """The rebalance log lines of an instance, written after `since_bytes` of its log."""
+def new_log_lines(name, since_bytes):
+    """The lines an instance logged after `since_bytes` of its log (all of it when the log was
+    started afresh since: cluster.sh truncates an instance's log when it starts it)."""
     path = os.path.join(STATE, "logs", f"{name}.log")
-    lines = []
     try:
         with open(path, "rb") as handle:
-            handle.seek(since_bytes.get(name, 0))
-            for raw in handle:
-                if b"partitions assigned" not in raw and b"partitions revoked" not in raw:
-                    continue
-                try:
-                    record = json.loads(raw)
-                except ValueError:
-                    continue
-                fields = record.get("fields", record)
-                message = fields.get("message", "")
-                partitions = str(fields.get("partitions", ""))
-                count = len(re.findall(r"\[\d+\]", partitions))
-                group = fields.get("group", "?")
-                lines.append(f"{name} {group}: {message.split(';')[0]} ({count} partitions): {partitions[:160]}")
+            since = since_bytes.get(name, 0)
+            handle.seek(since if os.path.getsize(path) >= since else 0)
+            return handle.readlines()
     except FileNotFoundError:
-        pass
+        return []
+
+
+def rebalance_lines(name, since_bytes):
+    """The rebalance log lines of an instance, written after `since_bytes` of its log."""
+    lines = []
+    for raw in new_log_lines(name, since_bytes):
+        if b"partitions assigned" not in raw and b"partitions revoked" not in raw:
+            continue
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        fields = record.get("fields", record)
+        message = fields.get("message", "")
+        partitions = str(fields.get("partitions", ""))
+        count = len(re.findall(r"\[\d+\]", partitions))
+        group = fields.get("group", "?")
+        lines.append(f"{name} {group}: {message.split(';')[0]} ({count} partitions): {partitions[:160]}")
     return lines
+
+
+def retried_batches(names, since_bytes):
+    """Batches an instance had to retry (e.g. MongoDB write conflicts between loggers)."""
+    counts = {name: sum(1 for raw in new_log_lines(name, since_bytes) if b"retryable batch error" in raw) for name in names}
+    return {name: count for name, count in counts.items() if count}
 
 
 def log_sizes(names):
@@ -117,14 +131,18 @@ def scale(group, base_members, extra, addresses, lines, load_seconds=8):
     """Start the `extra` instances, wait until the group spread, stop them, wait until it shrank."""
     lines.append(f"\n### {group}\n")
     wait_members(group, base_members, lines)
-    for name in extra:
-        cluster("start", name)
-    for name in extra:
-        cluster("wait", name, "120")
-    wait_members(group, base_members + len(extra), lines)
-    before = {name: processed(address) for name, address in addresses.items()}
-    time.sleep(load_seconds)  # the grown group works under load for a while
-    after = {name: processed(address) for name, address in addresses.items()}
+    try:
+        for name in extra:
+            cluster("start", name)
+        for name in extra:
+            cluster("wait", name, "120")
+        wait_members(group, base_members + len(extra), lines)
+        before = {name: processed(address) for name, address in addresses.items()}
+        time.sleep(load_seconds)  # the grown group works under load for a while
+        after = {name: processed(address) for name, address in addresses.items()}
+    finally:
+        for name in extra:
+            cluster("stop", name, check=False)
     shares = {
         name: (after[name] or 0) - (before[name] or 0)
         for name in addresses
@@ -132,14 +150,15 @@ def scale(group, base_members, extra, addresses, lines, load_seconds=8):
     }
     lines.append(f"- records processed per instance in {load_seconds} s with {base_members + len(extra)} members: " + ", ".join(f"{name} {int(value)}" for name, value in shares.items()))
     log(lines[-1])
-    for name in extra:
-        cluster("stop", name)
     wait_members(group, base_members, lines)
     return shares
 
 
 def main():
     env = cluster_env()
+    # Extra instances left by an interrupted run would make the starting group larger.
+    for name in ("logger-2", "logger-3", "gateway-3"):
+        cluster("stop", name, check=False)
     run_id = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d%H%M%S")
     wait_for(all_ready, 180, what="every service ready")
     auditor = Auditor(env)
@@ -155,6 +174,10 @@ def main():
         "webhooks at 8/s from new customers. Partition counts per member as `caasctl lag --json`",
         "reports them, each step once the group settled (its members own all its partitions).",
     ]
+    overrides_path = os.path.join(STATE, "overrides.env")
+    if os.path.exists(overrides_path):
+        overrides = ", ".join(line.strip() for line in open(overrides_path) if line.strip() and not line.startswith("#"))
+        lines.append(f"Stack overrides (`{overrides_path}`): `{overrides}`.")
     webhooks = WebhookLoad(env["CAAS_WHATSAPP_APP_SECRET"], run_id, "scaling", 8.0)
     webhooks.start()
     failures = []
@@ -194,6 +217,7 @@ def main():
         "",
         "### Audit",
         "",
+        f"- batches retried during the run (MongoDB write conflicts while two loggers write the same conversation): {retried_batches(names, sizes) or 'none'}",
         f"- webhooks acknowledged (in): {len(wamids)}; stored: {len(stored)}; stored twice: {duplicates}; lost: {lost}",
         f"- conversations seen on an operator socket (gateway :13000): {seen} of {len(keys)}",
         "",
