@@ -3,9 +3,9 @@
 //!
 //! **Search.** `{tenant_id, occurred_at (range), [type], [conversation_key], [$or of escaped,
 //! case-insensitive regexes over the text fields]}`, newest first (`occurred_at`, then `_id`),
-//! one page at a time. The logger's `tenant_time` index (`{tenant_id, occurred_at: -1, _id:
-//! -1}`) bounds the scan to the tenant's time range; `conversation_time`
-//! (`{conversation_key, occurred_at: -1, _id: -1}`) serves a conversation filter. The regex
+//! one page at a time. The `tenant_time` index (`{tenant_id, occurred_at: -1, _id: -1}`)
+//! bounds the scan to the tenant's time range; `conversation_time` (`{conversation_key,
+//! occurred_at: -1, _id: -1}`) serves a conversation filter ([`ensure_indexes`]). The regex
 //! cannot use an index, so free text only runs inside a range of at most 7 days, and every
 //! search has a server-side time limit ([`SEARCH_TIME_LIMIT`]): a search too broad for it is
 //! refused with advice rather than left running.
@@ -59,6 +59,68 @@ impl From<mongodb::error::Error> for ExplorerError {
             ExplorerError::TooBroad
         } else {
             ExplorerError::Unavailable(error.to_string())
+        }
+    }
+}
+
+/// Up to this many stored events the gateway creates the explorer's indexes itself at
+/// start-up; beyond it the build is left to ops (see [`ensure_indexes`]).
+pub const AUTO_INDEX_MAX_EVENTS: u64 = 100_000;
+
+/// The explorer's indexes on `events`: a tenant's events in a time range, newest first
+/// (`tenant_time`), and the same within one key (`conversation_time`).
+pub fn index_specs() -> Vec<Document> {
+    vec![
+        doc! { "key": { "tenant_id": 1, "occurred_at": -1, "_id": -1 }, "name": "tenant_time" },
+        doc! {
+            "key": { "conversation_key": 1, "occurred_at": -1, "_id": -1 },
+            "name": "conversation_time",
+        },
+    ]
+}
+
+/// Create the explorer's indexes (idempotent) when `events` is small enough to index at once;
+/// otherwise log the command for ops. Building an index over a large collection is an
+/// operation to plan: real MongoDB builds online but it still costs I/O, and the local
+/// MongoDB-wire server barely answered anything else for many minutes while it built these
+/// over ~450k events. Without them searches still work, bounded by their time range and the
+/// 10 s limit. Retries until MongoDB answers; never blocks start-up.
+pub async fn ensure_indexes(database: mongodb::Database, stop: CancellationToken) {
+    loop {
+        let outcome = async {
+            let events = database
+                .collection::<Document>(EVENTS)
+                .estimated_document_count()
+                .await?;
+            if events > AUTO_INDEX_MAX_EVENTS {
+                let existing = database
+                    .collection::<Document>(EVENTS)
+                    .list_index_names()
+                    .await?;
+                if !existing.iter().any(|name| name == "tenant_time") {
+                    tracing::warn!(
+                        events,
+                        command = %doc! { "createIndexes": EVENTS, "indexes": index_specs() },
+                        "the event explorer's indexes are missing and events is large; run this command in a maintenance window (searches scan their time range until then)"
+                    );
+                }
+                return Ok::<(), mongodb::error::Error>(());
+            }
+            database
+                .run_command(doc! { "createIndexes": EVENTS, "indexes": index_specs() })
+                .await?;
+            Ok(())
+        }
+        .await;
+        match outcome {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::debug!(error = %error, "cannot check the explorer's indexes yet; retrying");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+                }
+            }
         }
     }
 }

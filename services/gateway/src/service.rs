@@ -89,6 +89,10 @@ pub async fn run(
     let _ = shared.io.set(io.clone());
     // The explorer's live tail: a change stream of stored events while admins subscribe here.
     let tail_stop = shutdown.child_token();
+    tokio::spawn(crate::explorer::ensure_indexes(
+        store.database().clone(),
+        tail_stop.clone(),
+    ));
     let tail = tokio::spawn(crate::explorer::tail(
         io.clone(),
         store.database().clone(),

@@ -125,6 +125,27 @@ async fn admins_search_their_tenants_events_and_tail_new_ones() {
     assert_eq!(second_page["events"][0]["id"], mine.event_id.as_str());
     assert!(second_page["next_before"].is_null(), "{second_page}");
 
+    // The gateway created the explorer's indexes (this database's events are few).
+    let database = cluster.database().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let names = database
+            .collection::<mongodb::bson::Document>("events")
+            .list_index_names()
+            .await
+            .unwrap_or_default();
+        if names.iter().any(|name| name == "tenant_time")
+            && names.iter().any(|name| name == "conversation_time")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no explorer indexes: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Live tail: admins only; a newly stored event of the tenant arrives, another tenant's not.
     let operator_socket = gateway.operator(&operator).await;
     let refused = operator_socket

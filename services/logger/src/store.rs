@@ -107,17 +107,6 @@ impl Store {
                     "partialFilterExpression": { "seq": { "$exists": true } },
                 },
                 doc! { "key": { "tenant_id": 1, "customer_ids": 1 }, "name": "tenant_customer" },
-                // The gateway's event explorer: a tenant's events in a time range, newest
-                // first, and the same within one conversation (free text is a regex over the
-                // rows these ranges select).
-                doc! {
-                    "key": { "tenant_id": 1, "occurred_at": -1, "_id": -1 },
-                    "name": "tenant_time",
-                },
-                doc! {
-                    "key": { "conversation_key": 1, "occurred_at": -1, "_id": -1 },
-                    "name": "conversation_time",
-                },
                 doc! {
                     "key": { "subject_hash": 1 },
                     "name": "erasure_subject",
