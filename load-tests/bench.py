@@ -42,13 +42,15 @@ PORTS_PEER_GATEWAY = (3100, 3101)
 PORT_CEILING = 8089
 PORT_DRAIN_LOGGER_OPS = 9180
 PORT_DRAIN_GATEWAY = 3202
+PORT_IDLE_GATEWAY = 3203
+PORT_IDLE_PEER = 3102
 
 FULL = dict(
     # Scaled to this 2-core machine shared with other engineers' builds (the report says where
     # and why): fewer sockets and messages than issue 9's figures.
     build="release", rounds=3,
     ingest_workers=64, ingest_warmup=1.5, ingest_duration=6.0, ingest_open_duration=5.0,
-    kafka_records=100_000,
+    ingest_customers=1000, kafka_records=100_000,
     e2e_operators=500, e2e_rates=[50, 100], e2e_warmup=2.0, e2e_duration=8.0,
     # (sockets in the room, messages per second, rounds)
     fanout=[(1000, 10, 3), (2500, 4, 1)], fanout_warmup=2.0, fanout_duration=8.0,
@@ -60,14 +62,14 @@ PROFILES = {
     "full": FULL,
     # Every scenario for a few seconds.
     "quick": {**FULL, **dict(
-        rounds=1, ingest_workers=32, ingest_warmup=1.0, ingest_duration=3.0, ingest_open_duration=3.0,
+        rounds=1, ingest_workers=32, ingest_customers=200, ingest_warmup=1.0, ingest_duration=3.0, ingest_open_duration=3.0,
         kafka_records=50_000, e2e_operators=200, e2e_rates=[50], e2e_warmup=1.0, e2e_duration=3.0,
         fanout=[(500, 10, 1)], fanout_warmup=1.0, fanout_duration=3.0, idle_sockets=1000,
         drain_timeout=30.0, bot_count=5, bot_rate=2.0, bot_wait=15, listen_after=4,
     )},
     # make test: only that every figure is produced (debug builds, a handful of sockets).
     "tiny": {**FULL, **dict(
-        build="debug", rounds=1, ingest_workers=4, ingest_warmup=0.5, ingest_duration=1.0,
+        build="debug", rounds=1, ingest_workers=4, ingest_customers=10, ingest_warmup=0.5, ingest_duration=1.0,
         ingest_open_duration=1.0, kafka_records=2_000, e2e_operators=10, e2e_rates=[10], e2e_warmup=0.5,
         e2e_duration=1.5, fanout=[(20, 5, 1)], fanout_warmup=0.5, fanout_duration=1.5, idle_sockets=20,
         drain_timeout=5.0, bot_count=2, bot_rate=2.0, bot_wait=10, listen_after=2,
@@ -304,7 +306,15 @@ def scenario_ingest(profile, build, runs, results):
         "peer": f"http://127.0.0.1:{PORT_PEER_WEBHOOK}/webhooks/whatsapp",
         "axum": f"http://127.0.0.1:{PORT_CEILING}/webhooks/whatsapp",
     }
-    common = ["--customers", 1000, "--customer-base", 4_990_000_000_000]
+    customers = profile["ingest_customers"]
+    common = ["--customers", customers, "--customer-base", 4_990_000_000_000]
+    # Hand the ingest scenario's conversations to an operator first: otherwise the demo bot
+    # answers every message, and thousands of replies queue behind the sender's rate limit.
+    loadgen(build, ["deliver", "--servers", ",".join(f"127.0.0.1:{port}" for port in PORTS_GATEWAY),
+                    "--sockets", customers, "--rooms", customers, "--handoff", *common,
+                    "--url", f"http://127.0.0.1:{PORT_INGEST}/webhooks/whatsapp",
+                    "--rate", 1, "--warmup", 0, "--duration", 1, "--drain", 0],
+            runs, "ingest-prepare-handoff")
     per_system = {name: [] for name in systems}
     for round_index in range(profile["rounds"]):
         for name, url in systems.items():  # A B (C) A B (C) ...
@@ -393,15 +403,29 @@ def scenario_fanout(profile, build, runs, results):
     results["fanout"] = out
 
 
-def scenario_connections(profile, build, runs, results, processes):
+def scenario_connections(profile, build, runs, results, processes, stamp):
+    """Idle sockets on a fresh instance of each (a process that held sockets before keeps its
+    grown heap, which would hide the cost of new ones)."""
     out = {}
-    for name, port, process_name in (("ours", PORTS_GATEWAY[0], f"gateway-{PORTS_GATEWAY[0]}"),
-                                     ("peer", PORTS_PEER_GATEWAY[0], f"peer-gateway-{PORTS_PEER_GATEWAY[0]}")):
+    processes.start("idle-ours", [binary("caas-gateway", build)], env=service_env({
+        "CAAS_GATEWAY_ADDR": f"127.0.0.1:{PORT_IDLE_GATEWAY}",
+        "CAAS_GATEWAY_CONSUMER_GROUP": f"load-idle-{stamp}",
+        "CAAS_GATEWAY_REDIS_PREFIX": f"load-idle-{stamp}",
+    }))
+    processes.start("idle-peer", ["node", str(HERE / "peers" / "gateway.js")],
+                    env=node_env({"PORT": str(PORT_IDLE_PEER), "GROUP": f"load-idle-peer-{stamp}"}))
+    wait_http(f"http://127.0.0.1:{PORT_IDLE_GATEWAY}/health", 90)
+    wait_port(PORT_IDLE_PEER, 90)
+    time.sleep(2)
+    for name, port, process_name in (("ours", PORT_IDLE_GATEWAY, "idle-ours"),
+                                     ("peer", PORT_IDLE_PEER, "idle-peer")):
         pid = pid_of(processes, process_name)
         out[name] = loadgen(build, [
             "idle", "--servers", f"127.0.0.1:{port}", "--sockets", profile["idle_sockets"],
             "--connect-concurrency", 128, "--pids", pid, "--settle", 3,
         ], runs, f"connections-{name}")
+    processes.stop("idle-ours")
+    processes.stop("idle-peer")
     results["connections"] = out
 
 
@@ -733,7 +757,7 @@ def main():
     args = parser.parse_args()
     profile = PROFILES[args.profile]
     build = args.build or profile["build"]
-    scenarios = (args.only or "ingest,e2e,fanout,connections,drain,bot").split(",")
+    scenarios = (args.only or "bot,ingest,e2e,fanout,connections,drain").split(",")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out_dir = Path(args.out) if args.out else HERE / "results" / stamp
     runs = out_dir / "runs"
@@ -791,7 +815,7 @@ def main():
                 elif scenario == "fanout":
                     scenario_fanout(profile, build, runs, results)
                 elif scenario == "connections":
-                    scenario_connections(profile, build, runs, results, processes)
+                    scenario_connections(profile, build, runs, results, processes, stamp)
                 elif scenario == "drain":
                     scenario_drain(profile, build, runs, results, processes)
                 elif scenario == "bot":
