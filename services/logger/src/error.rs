@@ -30,6 +30,16 @@ pub enum StoreError {
         #[source]
         source: Box<mongodb::bson::de::Error>,
     },
+    /// The server did not finish a batch's transaction in time (a hung call, not an error
+    /// answer). The batch is retried; whatever the server did meanwhile is aborted or, if it
+    /// committed, seen as stored by the retry.
+    #[error("mongodb {operation} did not finish within {} s", .after.as_secs())]
+    Deadline {
+        /// What was being done.
+        operation: &'static str,
+        /// The time it was given.
+        after: std::time::Duration,
+    },
     /// A document could not be turned into BSON.
     #[error("cannot encode a {collection} document: {source}")]
     Encode {

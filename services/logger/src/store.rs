@@ -35,6 +35,11 @@ use crate::domain::event::Incoming;
 use crate::domain::plan::{self, Plan, Snapshot};
 use crate::error::StoreError;
 
+/// How long one batch's transaction may take, from its session to its commit. A healthy
+/// 1,000-record batch takes well under a second; this only catches calls that never return
+/// (seen on a MongoDB-wire server that stopped answering mid-transaction).
+pub const BATCH_DEADLINE: Duration = Duration::from_secs(60);
+
 /// The `type` of the record an erasure leaves in `events`.
 pub const ERASURE_TYPE: &str = "customer_erased";
 
@@ -65,6 +70,7 @@ pub struct PersistReport {
 pub struct Store {
     client: Client,
     database: Database,
+    batch_deadline: Duration,
 }
 
 impl Store {
@@ -85,7 +91,17 @@ impl Store {
         let client =
             Client::with_options(options).map_err(StoreError::mongo("create the client"))?;
         let database = client.database(database);
-        Ok(Self { client, database })
+        Ok(Self {
+            client,
+            database,
+            batch_deadline: BATCH_DEADLINE,
+        })
+    }
+
+    /// The same store with another time limit per batch (tests use a short one).
+    pub fn with_batch_deadline(mut self, deadline: Duration) -> Self {
+        self.batch_deadline = deadline;
+        self
     }
 
     /// The database, for the data-rights functions and tests.
@@ -215,8 +231,26 @@ impl Store {
         }
     }
 
-    /// Persist one batch in one transaction (see the module docs).
+    /// Persist one batch in one transaction (see the module docs), giving up after
+    /// [`BATCH_DEADLINE`] (unless [`Store::with_batch_deadline`] set another): a call the server never answers fails the batch (which is retried)
+    /// instead of stalling this member, and its partitions with it, until a human looks.
     pub async fn persist(
+        &self,
+        incoming: &[Incoming],
+        now_ms: i64,
+    ) -> Result<PersistReport, StoreError> {
+        // Dropping the unfinished future drops its session, and the driver aborts a
+        // transaction still in progress on a dropped session.
+        let deadline = self.batch_deadline;
+        tokio::time::timeout(deadline, self.persist_in_transaction(incoming, now_ms))
+            .await
+            .unwrap_or(Err(StoreError::Deadline {
+                operation: "persist a batch",
+                after: deadline,
+            }))
+    }
+
+    async fn persist_in_transaction(
         &self,
         incoming: &[Incoming],
         now_ms: i64,

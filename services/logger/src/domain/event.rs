@@ -181,6 +181,24 @@ pub struct Incoming {
     pub event: LoggedEvent,
 }
 
+impl Incoming {
+    /// `events` as if consumed in this order from partition 0 of their topics, offsets from 0
+    /// (tests and scenarios: the store only reads the event and its key).
+    pub fn in_order(events: &[LoggedEvent]) -> Vec<Incoming> {
+        events
+            .iter()
+            .enumerate()
+            .map(|(offset, event)| Incoming {
+                topic: event.topic().to_string(),
+                partition: 0,
+                offset: offset as i64,
+                key: Some(event.conversation_key().to_string()),
+                event: event.clone(),
+            })
+            .collect()
+    }
+}
+
 /// The kind of a content and a short preview of it, for message lists.
 pub fn summarize(content: &Content) -> (&'static str, Option<String>) {
     const PREVIEW_CHARS: usize = 120;

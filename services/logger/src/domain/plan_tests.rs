@@ -95,17 +95,7 @@ impl MemoryStore {
 }
 
 fn incoming(events: &[LoggedEvent]) -> Vec<Incoming> {
-    events
-        .iter()
-        .enumerate()
-        .map(|(offset, event)| Incoming {
-            topic: event.topic().to_string(),
-            partition: 0,
-            offset: offset as i64,
-            key: Some(event.conversation_key().to_string()),
-            event: event.clone(),
-        })
-        .collect()
+    Incoming::in_order(events)
 }
 
 fn small_scenario(seed: u64) -> scenario::Scenario {
