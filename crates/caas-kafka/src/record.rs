@@ -94,6 +94,17 @@ pub struct OutboundRecord {
 }
 
 impl OutboundRecord {
+    /// The bytes it carries: key, value and headers (the broker adds a little framing).
+    pub fn size_bytes(&self) -> usize {
+        self.key.as_ref().map_or(0, String::len)
+            + self.payload.as_ref().map_or(0, Vec::len)
+            + self
+                .headers
+                .iter()
+                .map(|(name, value)| name.len() + value.len())
+                .sum::<usize>()
+    }
+
     /// A keyed record.
     pub fn new(
         topic: impl Into<String>,

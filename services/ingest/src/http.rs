@@ -207,19 +207,19 @@ fn deliver_error(provider: &'static str, error: DeliverError) -> ApiError {
 /// Whether the delivery failed because Kafka refused a record for its size.
 fn is_too_large_for_kafka(error: &DeliverError) -> bool {
     use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-    let DeliverError::Publish {
-        first: PublishError::Produce(ProduceError::Rejected { source, .. }),
-        ..
-    } = error
-    else {
+    let DeliverError::Publish { first, .. } = error else {
         return false;
     };
-    matches!(
-        source,
-        KafkaError::MessageProduction(
-            RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize
-        )
-    )
+    match first {
+        PublishError::TooLarge { .. } => true,
+        PublishError::Produce(ProduceError::Rejected { source, .. }) => matches!(
+            source,
+            KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize
+            )
+        ),
+        _ => false,
+    }
 }
 
 /// The request's trace context continued, or a new trace.

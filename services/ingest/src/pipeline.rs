@@ -53,6 +53,15 @@ pub enum PublishError {
     /// Kafka did not acknowledge the record in time, or refused it.
     #[error("{0}")]
     Produce(#[from] ProduceError),
+    /// An event of the request encodes larger than Kafka accepts. Checked before anything is
+    /// produced, so none of the request's events is (a retry would be refused again).
+    #[error("an event of this request is {bytes} bytes encoded, above the {limit} bytes a Kafka record may hold; none of its events was produced")]
+    TooLarge {
+        /// The largest encoded record (key and value).
+        bytes: usize,
+        /// [`crate::publish::MAX_RECORD_BYTES`].
+        limit: usize,
+    },
 }
 
 /// Where events go: Kafka in the service ([`crate::publish::KafkaSink`]), a recorder in tests.

@@ -12,6 +12,11 @@ use caas_runtime::shutdown::CancellationToken;
 use crate::events::{IngestEvent, SchemaIds};
 use crate::pipeline::{EventSink, PublishError};
 
+/// The largest record (key, value and headers) ingest hands to Kafka: the producer's
+/// `message.max.bytes` (librdkafka's default, 1,000,000) less room for the record framing.
+/// Real provider events are a few KB; only abuse comes near it.
+pub const MAX_RECORD_BYTES: usize = 990_000;
+
 /// Produces events to Kafka.
 #[derive(Clone)]
 pub struct KafkaSink {
@@ -108,6 +113,24 @@ impl EventSink for KafkaSink {
                 }
                 Err(error) => encode_failures.push(Some(PublishError::Encode(error))),
             }
+        }
+        // All or nothing for a record Kafka would refuse for its size: producing the request's
+        // other events first would leave a part of a webhook that is never coming back.
+        let largest = records
+            .iter()
+            .map(OutboundRecord::size_bytes)
+            .max()
+            .unwrap_or(0);
+        if largest > MAX_RECORD_BYTES {
+            return events
+                .iter()
+                .map(|_| {
+                    Err(PublishError::TooLarge {
+                        bytes: largest,
+                        limit: MAX_RECORD_BYTES,
+                    })
+                })
+                .collect();
         }
         let mut deliveries = self.producer.send_all(records).await.into_iter();
         encode_failures

@@ -183,11 +183,12 @@ fn whatsapp_corpus() -> Vec<(&'static str, Vec<u8>)> {
                 r#"{"from":"49151","id":12,"timestamp":"1","type":"text","text":{"body":"hi"}}"#,
             ),
         ),
+        // Not here: a known type whose part has an unexpected shape (`"text": ["hi"]`). That is
+        // a customer's message, kept as `unsupported` with its raw JSON, never refused
+        // (whatsapp.rs, `order_system_unsupported_and_unknown_types_are_kept_verbatim`).
         (
-            "text of wrong type",
-            whatsapp_with_message(
-                r#"{"from":"49151","id":"wamid.X","timestamp":"1","type":"text","text":["hi"]}"#,
-            ),
+            "messages of wrong type",
+            br#"{"object":"whatsapp_business_account","entry":[{"id":"WABA","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1555","phone_number_id":"100000000000001"},"messages":"nope"}}]}]}"#.to_vec(),
         ),
         (
             "missing sender",
@@ -205,6 +206,13 @@ fn whatsapp_corpus() -> Vec<(&'static str, Vec<u8>)> {
             "huge sender",
             whatsapp_with_message(&format!(
                 r#"{{"from":"{huge}","id":"wamid.X","timestamp":"1","type":"text","text":{{"body":"hi"}}}}"#
+            )),
+        ),
+        (
+            // All or nothing: the small message beside the huge one is not produced either.
+            "a normal message beside a huge one",
+            whatsapp_with_message(&format!(
+                r#"{{"from":"49152","id":"wamid.BESIDE","timestamp":"1","type":"text","text":{{"body":"hi"}}}},{{"from":"49153","id":"wamid.HUGE","timestamp":"1","type":"text","text":{{"body":"{huge}"}}}}"#
             )),
         ),
         ("deeply nested arrays", deep.into_bytes()),
