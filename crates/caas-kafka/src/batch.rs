@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::ConsumerConfig;
-use crate::consumer::{commit_and_close, panic_message, subscribed_consumer};
+use crate::consumer::{commit_and_close, panic_message, subscribed_consumer, Watchers};
 use crate::context::LoopContext;
 use crate::dlq::{dead_letter, Failure};
 use crate::error::{ClientError, HandlerError};
@@ -179,15 +179,7 @@ pub async fn run_batch_consumer<H: BatchHandler>(
     batch.validate(&config)?;
     let consumer = subscribed_consumer(&config)?;
 
-    let stop_lag = CancellationToken::new();
-    let lag_task = tokio::spawn(crate::lag::watch(
-        consumer.clone(),
-        config.group_id.clone(),
-        config.offset_reset,
-        config.lag_refresh_interval,
-        stop_lag.clone(),
-    ));
-    let dlq_depth_task = tokio::spawn(crate::dlq_depth::watch(config.clone(), stop_lag.clone()));
+    let watchers = Watchers::start(&consumer, &config);
 
     let worker = BatchWorker {
         consumer: &consumer,
@@ -199,10 +191,7 @@ pub async fn run_batch_consumer<H: BatchHandler>(
     };
     let outcome = worker.run().await;
 
-    stop_lag.cancel();
-    let _ = lag_task.await;
-    // Not awaited: a measurement in flight may take seconds and has nothing to flush.
-    dlq_depth_task.abort();
+    watchers.stop().await;
     commit_and_close(consumer, config.group_id.clone()).await;
     tracing::info!(group = %config.group_id, "batch consumer stopped");
     outcome

@@ -79,15 +79,7 @@ pub async fn run_consumer<H: Handler>(
 ) -> Result<(), ClientError> {
     let consumer = subscribed_consumer(&config)?;
 
-    let stop_lag = CancellationToken::new();
-    let lag_task = tokio::spawn(crate::lag::watch(
-        consumer.clone(),
-        config.group_id.clone(),
-        config.offset_reset,
-        config.lag_refresh_interval,
-        stop_lag.clone(),
-    ));
-    let dlq_depth_task = tokio::spawn(crate::dlq_depth::watch(config.clone(), stop_lag.clone()));
+    let watchers = Watchers::start(&consumer, &config);
 
     let worker = Worker {
         consumer: &consumer,
@@ -98,13 +90,48 @@ pub async fn run_consumer<H: Handler>(
     };
     let outcome = worker.run().await;
 
-    stop_lag.cancel();
-    let _ = lag_task.await;
-    // Not awaited: a measurement in flight may take seconds and has nothing to flush.
-    dlq_depth_task.abort();
+    watchers.stop().await;
     commit_and_close(consumer, config.group_id.clone()).await;
     tracing::info!(group = %config.group_id, "consumer stopped");
     outcome
+}
+
+/// What measures a group member beside its loop: its consumer lag and the depth of its
+/// topics' DLQs. Shared by the record and the batch loops.
+pub(crate) struct Watchers {
+    stop: CancellationToken,
+    lag: tokio::task::JoinHandle<()>,
+    dlq_depth: tokio::task::JoinHandle<()>,
+}
+
+impl Watchers {
+    pub(crate) fn start(
+        consumer: &Arc<StreamConsumer<LoopContext>>,
+        config: &ConsumerConfig,
+    ) -> Self {
+        let stop = CancellationToken::new();
+        let lag = tokio::spawn(crate::lag::watch(
+            consumer.clone(),
+            config.group_id.clone(),
+            config.offset_reset,
+            config.lag_refresh_interval,
+            stop.clone(),
+        ));
+        let dlq_depth = tokio::spawn(crate::dlq_depth::watch(config.clone(), stop.clone()));
+        Self {
+            stop,
+            lag,
+            dlq_depth,
+        }
+    }
+
+    /// Stop both before the member commits and leaves.
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.lag.await;
+        // Not awaited: a measurement in flight may take seconds and has nothing to flush.
+        self.dlq_depth.abort();
+    }
 }
 
 /// Create the group member and subscribe it; shared by the record and the batch loops.
