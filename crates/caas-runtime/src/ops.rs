@@ -29,7 +29,13 @@ pub struct Readiness {
     service: &'static str,
     checks: Arc<RwLock<BTreeMap<String, Check>>>,
     timeout: Duration,
+    /// When the checks last ran (by `/ready` or a scrape): a scrape right after a probe
+    /// reuses that outcome instead of probing every dependency again.
+    last_evaluated: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// How recent an evaluation a `/metrics` scrape reuses.
+const SCRAPE_REUSES: Duration = Duration::from_secs(5);
 
 impl Readiness {
     /// An empty set of checks for `service` (ready until a check is added).
@@ -38,6 +44,7 @@ impl Readiness {
             service,
             checks: Arc::default(),
             timeout: Duration::from_secs(2),
+            last_evaluated: Arc::default(),
         }
     }
 
@@ -75,11 +82,32 @@ impl Readiness {
             }))
             .await;
         let all_ready = outcomes.iter().all(|(_, outcome)| outcome.is_ok());
+        let gauges = readiness_metrics();
+        gauges
+            .ready
+            .with_label_values(&[self.service])
+            .set(i64::from(all_ready));
+        for (check, outcome) in &outcomes {
+            gauges
+                .check_ready
+                .with_label_values(&[self.service, check.as_str()])
+                .set(i64::from(outcome.is_ok()));
+        }
+        *self.last_evaluated.lock().expect("readiness lock poisoned") =
+            Some(std::time::Instant::now());
         let report = outcomes
             .into_iter()
             .map(|(name, outcome)| (name, outcome.err().unwrap_or_else(|| "ok".to_string())))
             .collect();
         (all_ready, report)
+    }
+
+    /// Whether the checks ran within `age`.
+    fn evaluated_within(&self, age: Duration) -> bool {
+        self.last_evaluated
+            .lock()
+            .expect("readiness lock poisoned")
+            .is_some_and(|at| at.elapsed() < age)
     }
 }
 
@@ -113,7 +141,8 @@ async fn ready(State(readiness): State<Readiness>) -> Response {
 }
 
 /// `caas_service_ready{service}` and `caas_service_check_ready{service, check}`: 1 when ready,
-/// 0 when not, refreshed on every scrape so an alert sees a service that runs but cannot work
+/// 0 when not, set by every evaluation of the checks (a `/ready` probe, or a scrape when no
+/// probe ran in the last [`SCRAPE_REUSES`]) so an alert sees a service that runs but cannot work
 /// (Prometheus' own `up` only says that `/metrics` answered).
 struct ReadinessMetrics {
     ready: prometheus::IntGaugeVec,
@@ -140,17 +169,8 @@ fn readiness_metrics() -> &'static ReadinessMetrics {
 }
 
 async fn metrics(State(readiness): State<Readiness>) -> Response {
-    let (all_ready, checks) = readiness.evaluate().await;
-    let gauges = readiness_metrics();
-    gauges
-        .ready
-        .with_label_values(&[readiness.service])
-        .set(i64::from(all_ready));
-    for (check, outcome) in &checks {
-        gauges
-            .check_ready
-            .with_label_values(&[readiness.service, check.as_str()])
-            .set(i64::from(outcome == "ok"));
+    if !readiness.evaluated_within(SCRAPE_REUSES) {
+        readiness.evaluate().await;
     }
     let encoder = prometheus::TextEncoder::new();
     match encoder.encode_to_string(&prometheus::gather()) {
@@ -311,5 +331,27 @@ mod tests {
             ),
             "{body}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_scrape_right_after_a_probe_reuses_its_outcome() {
+        let readiness = Readiness::new("metrics-reuse-test");
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        readiness.add_check("kafka", move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Err("down".to_string()) }
+        });
+        let app = router(readiness);
+        let (status, _) = get_status(app.clone(), "/ready").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let (_, body) = get_status(app, "/metrics").await;
+        assert!(
+            body.contains(
+                r#"caas_service_check_ready{check="kafka",service="metrics-reuse-test"} 0"#
+            ),
+            "{body}"
+        );
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }
