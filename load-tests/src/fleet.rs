@@ -7,12 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use futures::{SinkExt, StreamExt};
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -25,15 +21,10 @@ const SHARDS: usize = 16;
 
 /// An HS256 operator token as the gateway (and the Node peer) accept it.
 pub fn operator_token(secret: &str, tenant: &str, operator: &str, role: &str) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
     let now = now_micros() / 1_000_000;
     let claims =
         json!({ "sub": operator, "tenant": tenant, "role": role, "iat": now, "exp": now + 7200 });
-    let claims = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(format!("{header}.{claims}").as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{header}.{claims}.{signature}")
+    caas_runtime::jwt::sign(&claims, secret.as_bytes())
 }
 
 /// What the fleet connects to and does once connected.
@@ -319,13 +310,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_have_three_parts_and_the_claims() {
+    fn tokens_verify_as_the_gateway_checks_them() {
+        use caas_runtime::jwt;
         let token = operator_token("secret", "demo", "op-1", "admin");
-        let parts: Vec<&str> = token.split('.').collect();
-        assert_eq!(parts.len(), 3);
-        let claims: Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-        assert_eq!(claims["tenant"], "demo");
-        assert_eq!(claims["role"], "admin");
+        let claims = jwt::verify(&token, b"secret", jwt::now_seconds()).unwrap();
+        assert_eq!(claims.tenant, "demo");
+        assert_eq!(claims.sub, "op-1");
+        assert_eq!(claims.role, jwt::Role::Admin);
     }
 }

@@ -1,14 +1,7 @@
 //! Wall-clock helpers: epoch milliseconds and RFC 3339 text, without a date-time dependency.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Milliseconds since the Unix epoch.
-pub fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or_default()
-}
+pub use caas_runtime::clock::now_millis;
 
 /// Epoch milliseconds as RFC 3339 UTC with milliseconds, e.g. `2025-02-12T00:47:00.250Z`
 /// (the shape of RBM's `sendTime`).

@@ -1,8 +1,6 @@
 //! What the workers and the API share: configuration, the store, the producer, and a signal
 //! that wakes the sending lanes when a command changed a campaign.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use caas_events::model::{CampaignCounts, CampaignEvent, CampaignEventKind, Channel};
 use caas_events::{keys, Codec};
 use caas_kafka::TraceParent;
@@ -40,12 +38,7 @@ impl Context {
 }
 
 /// Now, in milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or_default()
-}
+pub use caas_runtime::clock::now_millis as now_ms;
 
 /// A new W3C trace for a record this service starts.
 pub fn new_trace() -> String {

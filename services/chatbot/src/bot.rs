@@ -8,6 +8,7 @@
 //! the sender sends at most once; storing first could lose the replies. The session remembers
 //! applied event ids, so a redelivery after the store changes nothing.
 
+use caas_runtime::clock::now_millis;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,13 +40,6 @@ pub struct Bot {
     pub codec: Codec,
     /// Produces commands and handoff events.
     pub producer: Producer,
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 fn retryable(error: impl std::fmt::Display) -> HandlerError {

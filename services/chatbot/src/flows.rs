@@ -3,6 +3,7 @@
 //! message of [`crate::domain::flow::parse`] (file, flow, step) and the tenant keeps the flows
 //! it had; the refusal is logged and shown on `GET /flows` until the file is fixed.
 
+use caas_runtime::clock::now_millis;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -44,13 +45,6 @@ pub struct Reload {
 pub struct FlowRegistry {
     dir: PathBuf,
     state: RwLock<State>,
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 fn is_flow_file(path: &Path) -> bool {

@@ -7,6 +7,7 @@
 //! allow up to N times the rate to one token. The socket.io events have their own limit per
 //! socket (`realtime`).
 
+use caas_runtime::clock::now_millis;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -63,13 +64,6 @@ pub fn apply(router: Router, settings: &ApiRateLimit) -> Router {
         )),
         None => router,
     }
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// The token of a request to the REST API, if it has one.

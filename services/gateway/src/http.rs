@@ -139,16 +139,9 @@ async fn campaign_caller(
         Ok(claims) => claims,
         Err(error) => return ApiError::Unauthorized(error).into_response(),
     };
-    let role = if claims.is_admin() {
-        caas_campaign::CallerRole::Admin
-    } else {
-        caas_campaign::CallerRole::Operator
-    };
-    request.extensions_mut().insert(caas_campaign::Caller {
-        tenant: claims.tenant,
-        operator_id: claims.sub,
-        role,
-    });
+    request
+        .extensions_mut()
+        .insert(caas_campaign::Caller::from(claims));
     next.run(request).await
 }
 

@@ -563,12 +563,7 @@ async fn on_refresh(
 }
 
 /// Now, epoch milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or_default()
-}
+pub use caas_runtime::clock::now_millis as now_ms;
 
 /// A new W3C trace: an operator action starts one, carried to the services that act on it.
 fn new_trace() -> String {

@@ -65,14 +65,6 @@ pub struct AppState<S, D> {
     pub now_millis: fn() -> i64,
 }
 
-/// The system clock in epoch milliseconds.
-pub fn system_now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 /// The webhook routes (`/webhooks/whatsapp`, `/webhooks/rcs`, `/openapi.yaml`); merge them with
 /// the ops router.
 pub fn router<S: EventSink, D: DedupeStore>(

@@ -56,7 +56,7 @@ pub async fn run(
             whatsapp_verify_token: config.whatsapp_verify_token.clone(),
             rbm_client_token: config.rbm_client_token.clone(),
         },
-        now_millis: http::system_now_millis,
+        now_millis: caas_runtime::clock::now_millis,
     });
     for (variable, secret) in [
         ("CAAS_WHATSAPP_APP_SECRET", &config.whatsapp_app_secret),
@@ -74,7 +74,7 @@ pub async fn run(
     if let Some(limiter) = ratelimit::source_limiter(
         config.rate_per_source,
         config.rate_burst_per_source,
-        http::system_now_millis,
+        caas_runtime::clock::now_millis,
     ) {
         webhook_routes = webhook_routes.layer(axum::middleware::from_fn_with_state(
             limiter,

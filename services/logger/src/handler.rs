@@ -1,8 +1,9 @@
 //! The batch handler: decode each record by its topic, dead-letter what cannot be stored, and
 //! persist the rest of the batch in one transaction.
 
+use caas_runtime::clock::now_millis as now_ms;
 use std::collections::HashMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use caas_events::model::{
     CampaignCommand, CampaignEvent, ConversationEvent, InboundMessage, InboundStatus,
@@ -132,13 +133,6 @@ impl LoggerHandler {
             event,
         })
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 impl BatchHandler for LoggerHandler {

@@ -11,8 +11,9 @@
 //! (same update id). A claimed deadline is removed only after its update was acknowledged;
 //! otherwise its lease runs out and the next scan reports it again.
 
+use caas_runtime::clock::now_millis as now_ms;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use caas_events::model::{InboundStatus, PresenceEvent, PresenceSubject, PresenceUpdate};
 use caas_events::{topics, Codec, DecodeError};
@@ -50,13 +51,6 @@ pub struct Presence {
     pub updates_topic: String,
     /// Orders state changes and their updates within this process.
     pub order: Mutex<()>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// Why handling failed.

@@ -39,10 +39,7 @@ impl Handler for WindowTracker {
                 return Ok(());
             }
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_millis() as i64)
-            .unwrap_or_default();
+        let now = caas_runtime::clock::now_millis();
         if message.occurred_at + WINDOW_MS <= now {
             // Too old to open a window (a replay of history): nothing to record.
             return Ok(());

@@ -16,6 +16,7 @@
 //!
 //! The crash window that remains is the provider call itself (see [`crate::domain::claim`]).
 
+use caas_runtime::clock::now_millis;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -90,13 +91,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 fn retryable(error: impl std::fmt::Display) -> HandlerError {
