@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use caas_runtime::probe::Part;
-use caas_runtime::shutdown::CancellationToken;
+use caas_runtime::shutdown::Spawned;
 use caas_runtime::Env;
 
 fn check_name(part: &Part) -> &'static str {
@@ -56,32 +56,27 @@ macro_rules! service_lifecycle_tests {
         mod $module {
             use super::*;
 
-            async fn start(broken: bool) -> (SocketAddr, CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>) {
+            async fn start(broken: bool) -> Spawned<anyhow::Result<()>> {
                 let config = $crate_name::Config::from_env(&environment($variable, broken)).unwrap();
-                let shutdown = CancellationToken::new();
-                let (bound_sender, bound_receiver) = tokio::sync::oneshot::channel();
-                let task = tokio::spawn($crate_name::run(config, shutdown.clone(), move |address| {
-                    let _ = bound_sender.send(address);
-                }));
-                let address = tokio::time::timeout(Duration::from_secs(30), bound_receiver)
-                    .await
-                    .expect("the service binds within 30 s")
-                    .expect("the service reports its address");
-                (address, shutdown, task)
+                Spawned::start(Duration::from_secs(30), |shutdown, on_bound| {
+                    $crate_name::run(config, shutdown, on_bound)
+                })
+                .await
+                .expect("the service binds within 30 s")
             }
 
-            async fn stop(shutdown: CancellationToken, task: tokio::task::JoinHandle<anyhow::Result<()>>) {
-                shutdown.cancel();
-                tokio::time::timeout(Duration::from_secs(20), task)
+            async fn stop(service: Spawned<anyhow::Result<()>>) {
+                service
+                    .stop(Duration::from_secs(20))
                     .await
                     .expect("the service stops within 20 s of shutdown")
-                    .unwrap()
                     .unwrap();
             }
 
             #[tokio::test]
             async fn is_healthy_ready_against_the_stack_and_stops_cleanly() {
-                let (address, shutdown, task) = start(false).await;
+                let service = start(false).await;
+                let address = service.address;
                 let (status, body) = get(address, "/health").await;
                 assert_eq!(status, 200);
                 assert!(body.contains($crate_name::SERVICE), "{body}");
@@ -92,12 +87,13 @@ macro_rules! service_lifecycle_tests {
                 }
                 let (status, body) = get(address, "/metrics").await;
                 assert_eq!(status, 200, "{body}");
-                stop(shutdown, task).await;
+                stop(service).await;
             }
 
             #[tokio::test]
             async fn is_not_ready_when_its_dependencies_are_unreachable() {
-                let (address, shutdown, task) = start(true).await;
+                let service = start(true).await;
+                let address = service.address;
                 let (status, body) = get(address, "/health").await;
                 assert_eq!(status, 200, "alive even without dependencies: {body}");
                 let (status, body) = get(address, "/ready").await;
@@ -107,7 +103,7 @@ macro_rules! service_lifecycle_tests {
                     let outcome = report["checks"][check_name(part)].as_str().unwrap_or_default();
                     assert_ne!(outcome, "ok", "{} should fail: {body}", check_name(part));
                 }
-                stop(shutdown, task).await;
+                stop(service).await;
             }
 
             #[test]

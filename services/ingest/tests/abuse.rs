@@ -13,7 +13,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use caas_ingest::signature::{rbm_signature, whatsapp_signature};
 use caas_ingest::Config;
-use caas_runtime::shutdown::CancellationToken;
+use caas_runtime::shutdown::Spawned;
 use caas_runtime::Env;
 
 const APP_SECRET: &str = "abuse-test-whatsapp-app-secret";
@@ -29,9 +29,8 @@ fn stack_variable(name: &str, default: &str) -> String {
 }
 
 struct Ingest {
+    service: Spawned<anyhow::Result<()>>,
     address: SocketAddr,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
     http: reqwest::Client,
 }
 
@@ -68,19 +67,14 @@ impl Ingest {
             pairs.iter().map(|(key, value)| (*key, value.as_str())),
         ))
         .expect("valid test configuration");
-        let shutdown = CancellationToken::new();
-        let (bound_sender, bound_receiver) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(caas_ingest::run(config, shutdown.clone(), move |address| {
-            let _ = bound_sender.send(address);
-        }));
-        let address = tokio::time::timeout(Duration::from_secs(30), bound_receiver)
-            .await
-            .expect("binds within 30 s")
-            .expect("reports its address");
+        let service = Spawned::start(Duration::from_secs(30), |shutdown, on_bound| {
+            caas_ingest::run(config, shutdown, on_bound)
+        })
+        .await
+        .expect("ingest starts");
         Self {
-            address,
-            shutdown,
-            task,
+            address: service.address,
+            service,
             http: reqwest::Client::new(),
         }
     }
@@ -127,11 +121,10 @@ impl Ingest {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(20), self.task)
+        self.service
+            .stop(Duration::from_secs(20))
             .await
             .expect("stops within 20 s")
-            .expect("the task did not panic")
             .expect("run ended without error");
     }
 }

@@ -19,7 +19,7 @@ use caas_events::{topics, Codec};
 use caas_ingest::events::{IngestEvent, Stamp};
 use caas_ingest::signature::{rbm_signature, whatsapp_signature};
 use caas_ingest::{rcs, whatsapp, Config, Tenants};
-use caas_runtime::shutdown::CancellationToken;
+use caas_runtime::shutdown::Spawned;
 use caas_runtime::Env;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -119,9 +119,8 @@ fn fixture(name: &str, token: &str) -> Vec<u8> {
 }
 
 struct Service {
+    service: Spawned<anyhow::Result<()>>,
     address: SocketAddr,
-    shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Service {
@@ -148,19 +147,14 @@ impl Service {
             pairs.iter().map(|(key, value)| (*key, value.as_str())),
         ))
         .expect("valid test configuration");
-        let shutdown = CancellationToken::new();
-        let (bound_sender, bound_receiver) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(caas_ingest::run(config, shutdown.clone(), move |address| {
-            let _ = bound_sender.send(address);
-        }));
-        let address = tokio::time::timeout(Duration::from_secs(30), bound_receiver)
-            .await
-            .expect("binds within 30 s")
-            .expect("reports its address");
+        let service = Spawned::start(Duration::from_secs(30), |shutdown, on_bound| {
+            caas_ingest::run(config, shutdown, on_bound)
+        })
+        .await
+        .expect("ingest starts");
         Self {
-            address,
-            shutdown,
-            task,
+            address: service.address,
+            service,
         }
     }
 
@@ -169,11 +163,10 @@ impl Service {
     }
 
     async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.task)
+        self.service
+            .stop(Duration::from_secs(30))
             .await
             .expect("stops within 30 s")
-            .expect("the task did not panic")
             .expect("run returns Ok");
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use caas_events::{Codec, Event};
 use caas_kafka::{KafkaConfig, OutboundRecord, Producer};
-use caas_runtime::shutdown::CancellationToken;
+use caas_runtime::shutdown::{CancellationToken, Spawned};
 use caas_runtime::{CommonConfig, Env};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -119,20 +119,12 @@ impl Cluster {
         let config = caas_logger::Config::from_env(&env).expect("valid logger configuration");
         self.logger_started
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        let shutdown = CancellationToken::new();
-        let (bound_sender, bound_receiver) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(caas_logger::run(config, shutdown.clone(), move |address| {
-            let _ = bound_sender.send(address);
-        }));
-        let address = tokio::time::timeout(Duration::from_secs(30), bound_receiver)
-            .await
-            .expect("the logger binds within 30 s")
-            .expect("the logger reports its address");
-        Service {
-            address,
-            shutdown,
-            task: Some(task),
-        }
+        let spawned = Spawned::start(Duration::from_secs(30), |shutdown, on_bound| {
+            caas_logger::run(config, shutdown, on_bound)
+        })
+        .await
+        .expect("the logger starts");
+        Service::from(spawned)
     }
 
     /// Start one gateway instance; `overrides` replace variables (e.g. a dead Kafka).
@@ -160,24 +152,12 @@ impl Cluster {
         );
         let config = caas_gateway::Config::from_env(&env).expect("valid test configuration");
         caas_runtime::telemetry::init("gateway-test", &config.common);
-        let shutdown = CancellationToken::new();
-        let (bound_sender, bound_receiver) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(caas_gateway::run(
-            config,
-            shutdown.clone(),
-            move |address| {
-                let _ = bound_sender.send(address);
-            },
-        ));
-        let address = tokio::time::timeout(Duration::from_secs(30), bound_receiver)
-            .await
-            .expect("the gateway binds within 30 s")
-            .expect("the gateway reports its address");
-        Gateway {
-            address,
-            shutdown,
-            task: Some(task),
-        }
+        let spawned = Spawned::start(Duration::from_secs(30), |shutdown, on_bound| {
+            caas_gateway::run(config, shutdown, on_bound)
+        })
+        .await
+        .expect("the gateway starts");
+        Service::from(spawned)
     }
 
     /// Start one gateway instance on the running stack's data: the stack's MongoDB database
@@ -210,20 +190,12 @@ impl Cluster {
             &[],
         );
         let config = caas_ingest::Config::from_env(&env).expect("valid ingest configuration");
-        let shutdown = CancellationToken::new();
-        let (bound_sender, bound_receiver) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(caas_ingest::run(config, shutdown.clone(), move |address| {
-            let _ = bound_sender.send(address);
-        }));
-        let address = tokio::time::timeout(Duration::from_secs(30), bound_receiver)
-            .await
-            .expect("ingest binds within 30 s")
-            .expect("ingest reports its address");
-        Service {
-            address,
-            shutdown,
-            task: Some(task),
-        }
+        let spawned = Spawned::start(Duration::from_secs(30), |shutdown, on_bound| {
+            caas_ingest::run(config, shutdown, on_bound)
+        })
+        .await
+        .expect("ingest starts");
+        Service::from(spawned)
     }
 
     /// The test's database (the logger's collections live here).
@@ -248,6 +220,16 @@ pub struct Service {
     pub address: SocketAddr,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl From<Spawned<anyhow::Result<()>>> for Service {
+    fn from(spawned: Spawned<anyhow::Result<()>>) -> Self {
+        Service {
+            address: spawned.address,
+            shutdown: spawned.shutdown,
+            task: Some(spawned.task),
+        }
+    }
 }
 
 impl Service {
@@ -449,8 +431,6 @@ pub async fn post_whatsapp_text(
     name: &str,
     text: &str,
 ) -> String {
-    use hmac::{Hmac, KeyInit, Mac};
-    let secret = WHATSAPP_APP_SECRET;
     let wamid = unique("wamid.GW");
     let now = caas_gateway::auth::now_seconds();
     let body = json!({
@@ -472,18 +452,12 @@ pub async fn post_whatsapp_text(
         }]
     })
     .to_string();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
-    mac.update(body.as_bytes());
-    let signature: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let signature =
+        caas_ingest::signature::whatsapp_signature(WHATSAPP_APP_SECRET.as_bytes(), body.as_bytes());
     let response = reqwest::Client::new()
         .post(format!("http://{}/webhooks/whatsapp", ingest.address))
         .header("content-type", "application/json")
-        .header("x-hub-signature-256", format!("sha256={signature}"))
+        .header("x-hub-signature-256", signature)
         .body(body)
         .timeout(Duration::from_secs(20))
         .send()
