@@ -4,6 +4,10 @@
 SHELL := /bin/bash
 CACHE ?= $(HOME)/.cache/caas
 export CARGO_TARGET_DIR ?= $(CACHE)/target
+# Incremental compilation keeps a copy of every build session per crate and test target; on a
+# machine that runs `make test` every session the cache grew past 70 GB and filled the disk.
+# Unchanged crates are still reused without it.
+export CARGO_INCREMENTAL ?= 0
 STACK := infra/local/stack.sh
 
 .PHONY: up down status logs test lint fmt unit reset infra install docs up-cluster down-cluster status-cluster chaos

@@ -44,6 +44,13 @@ PORT_DRAIN_LOGGER_OPS = 9180
 PORT_DRAIN_GATEWAY = 3202
 PORT_IDLE_GATEWAY = 3203
 PORT_IDLE_PEER = 3102
+PORT_BENCH_LOGGER_OPS = 9181
+# The stack's own services (debug builds, `make up`) paused while the bench measures, so only the
+# processes under test and their dependencies use the two cores. Resumed when the bench ends.
+STACK_PAUSED = ("logger", "chatbot", "presence", "campaign", "sender", "gateway", "gateway-2", "ingest")
+# The logger's topics (services/logger DEFAULT_TOPICS).
+LOGGER_TOPICS = ("inbound.messages.v1", "inbound.statuses.v1", "outbound.commands.v1", "outbound.results.v1",
+                 "conversation.events.v1", "presence.updates.v1", "campaign.commands.v1", "campaign.events.v1")
 
 FULL = dict(
     # Scaled to this 2-core machine shared with other engineers' builds (the report says where
@@ -51,11 +58,11 @@ FULL = dict(
     build="release", rounds=3,
     ingest_workers=64, ingest_warmup=1.5, ingest_duration=6.0, ingest_open_duration=5.0,
     ingest_customers=1000, kafka_records=100_000,
-    e2e_operators=500, e2e_rates=[50, 100], e2e_warmup=2.0, e2e_duration=8.0,
+    e2e_operators=1000, e2e_rates=[100, 1000], e2e_warmup=2.0, e2e_duration=8.0,
     # (sockets in the room, messages per second, rounds)
-    fanout=[(1000, 10, 3), (2500, 4, 1)], fanout_warmup=2.0, fanout_duration=8.0,
-    idle_sockets=3000,
-    drain_timeout=90.0,
+    fanout=[(1000, 10, 3), (5000, 4, 1), (10000, 2, 1)], fanout_warmup=2.0, fanout_duration=8.0,
+    idle_sockets=10000,
+    drain_backlog=500_000, drain_timeout=420.0,
     bot_count=30, bot_rate=3.0, bot_wait=20, listen_after=5,
 )
 PROFILES = {
@@ -65,14 +72,14 @@ PROFILES = {
         rounds=1, ingest_workers=32, ingest_customers=200, ingest_warmup=1.0, ingest_duration=3.0, ingest_open_duration=3.0,
         kafka_records=50_000, e2e_operators=200, e2e_rates=[50], e2e_warmup=1.0, e2e_duration=3.0,
         fanout=[(500, 10, 1)], fanout_warmup=1.0, fanout_duration=3.0, idle_sockets=1000,
-        drain_timeout=30.0, bot_count=5, bot_rate=2.0, bot_wait=15, listen_after=4,
+        drain_backlog=20_000, drain_timeout=60.0, bot_count=5, bot_rate=2.0, bot_wait=15, listen_after=4,
     )},
     # make test: only that every figure is produced (debug builds, a handful of sockets).
     "tiny": {**FULL, **dict(
         build="debug", rounds=1, ingest_workers=4, ingest_customers=10, ingest_warmup=0.5, ingest_duration=1.0,
         ingest_open_duration=1.0, kafka_records=2_000, e2e_operators=10, e2e_rates=[10], e2e_warmup=0.5,
         e2e_duration=1.5, fanout=[(20, 5, 1)], fanout_warmup=0.5, fanout_duration=1.5, idle_sockets=20,
-        drain_timeout=5.0, bot_count=2, bot_rate=2.0, bot_wait=10, listen_after=2,
+        drain_backlog=500, drain_timeout=20.0, bot_count=2, bot_rate=2.0, bot_wait=10, listen_after=2,
     )},
 }
 
@@ -248,19 +255,79 @@ def service_env(extra):
     return env
 
 
+def bench_database(stamp):
+    return f"caas_bench_{stamp.lower()}"
+
+
+def start_group_at_end(group, topics):
+    """Commit the end of every partition of `topics` for a new consumer group, so its first
+    member starts there rather than at the beginning of the topics' history."""
+    command = ["java", "-Xmx256m", "-cp", f"{KAFKA_LIBS}/*", "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+               "--bootstrap-server", "127.0.0.1:9092", "--group", group, "--reset-offsets", "--to-latest", "--execute"]
+    for topic in topics:
+        command += ["--topic", topic]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if completed.returncode != 0:
+        raise RuntimeError(f"cannot start {group} at the end: {completed.stderr[-1000:]}")
+
+
 def start_ours(processes, build, stamp):
-    processes.start("ingest", [binary("caas-ingest", build)],
-                    env=service_env({"CAAS_INGEST_ADDR": f"127.0.0.1:{PORT_INGEST}"}))
+    """Ingest, a logger and two gateways, all release builds, with their own consumer groups and
+    database: what is measured is this pipeline, not the stack's debug services."""
+    processes.start("ingest", [binary("caas-ingest", build)], env=service_env({
+        "CAAS_INGEST_ADDR": f"127.0.0.1:{PORT_INGEST}",
+        # Every request of the bench comes from 127.0.0.1: the per-source limit (1,000/s by
+        # default) would cap the figure. The peer has none either.
+        "CAAS_INGEST_RATE_PER_SOURCE": "1000000", "CAAS_INGEST_RATE_BURST_PER_SOURCE": "1000000",
+    }))
+    logger_group = f"load-logger-{stamp}"
+    start_group_at_end(logger_group, LOGGER_TOPICS)
+    processes.start("logger", [binary("caas-logger", build)], env=service_env({
+        "CAAS_LOGGER_GROUP_ID": logger_group,
+        "CAAS_MONGODB_DATABASE": bench_database(stamp),
+        "CAAS_LOGGER_OPS_ADDR": f"127.0.0.1:{PORT_BENCH_LOGGER_OPS}",
+    }))
     for port in PORTS_GATEWAY:
         processes.start(f"gateway-{port}", [binary("caas-gateway", build)], env=service_env({
             "CAAS_GATEWAY_ADDR": f"127.0.0.1:{port}",
             # A group per run: a new group starts at the end of the topics.
             "CAAS_GATEWAY_CONSUMER_GROUP": f"load-gateway-{stamp}",
             "CAAS_GATEWAY_REDIS_PREFIX": f"load-gateway-{stamp}",
+            # The seq comes from the bench's logger.
+            "CAAS_MONGODB_DATABASE": bench_database(stamp),
         }))
     wait_http(f"http://127.0.0.1:{PORT_INGEST}/ready", 90)
+    wait_http(f"http://127.0.0.1:{PORT_BENCH_LOGGER_OPS}/ready", 90)
     for port in PORTS_GATEWAY:
         wait_http(f"http://127.0.0.1:{port}/health", 90)
+
+
+class StackPause:
+    """SIGSTOP the stack's own services while the bench measures; SIGCONT them after."""
+
+    def __init__(self):
+        self.paused = []
+
+    def pause(self):
+        for name in STACK_PAUSED:
+            pid_file = CACHE / "state" / "pids" / f"{name}.pid"
+            try:
+                pid = int(pid_file.read_text().strip())
+                os.kill(pid, signal.SIGSTOP)
+                self.paused.append((name, pid))
+            except (OSError, ValueError):
+                pass
+        log(f"paused the stack's {', '.join(name for name, _ in self.paused) or 'nothing'}")
+
+    def resume(self):
+        for name, pid in self.paused:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except OSError:
+                pass
+        if self.paused:
+            log(f"resumed the stack's {', '.join(name for name, _ in self.paused)}")
+        self.paused = []
 
 
 def install_peers():
@@ -429,20 +496,22 @@ def scenario_connections(profile, build, runs, results, processes, stamp):
     results["connections"] = out
 
 
-def lag_of(metrics_url):
-    """Sum of caas_kafka_consumer_lag* over the partitions the process reports, or None."""
+def group_lag(build, group):
+    """The group's total lag as Kafka holds it (`caasctl lag`), or None before it has members."""
+    completed = subprocess.run([binary("caasctl", build), "lag", "--group", group, "--json"],
+                               capture_output=True, text=True, env={**os.environ, **STACK_ENV}, timeout=30)
     try:
-        with urllib.request.urlopen(metrics_url, timeout=3) as response:
-            text = response.read().decode()
-    except Exception:
+        groups = json.loads(completed.stdout)
+    except json.JSONDecodeError:
         return None
-    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-              if line.startswith("caas_kafka_consumer_lag")]
-    return sum(values) if values else None
+    for entry in groups:
+        if entry.get("group") == group and entry.get("members"):
+            return entry.get("total_lag")
+    return None
 
 
 def drop_database(name):
-    """The drain logger's own database is scratch: drop it (pymongo when installed)."""
+    """A scratch database of the bench: drop it (pymongo when installed)."""
     try:
         import pymongo
         client = pymongo.MongoClient(STACK_ENV.get("CAAS_MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true"),
@@ -454,10 +523,14 @@ def drop_database(name):
 
 
 def scenario_drain(profile, build, runs, results, processes):
-    """A fresh consumer group of the logger (own database) and of the gateway start at the
-    earliest offsets: the backlog is every record the topics hold. Time until lag is zero."""
+    """A backlog of `drain_backlog` inbound messages is produced straight to Kafka; then a fresh
+    logger group (own database) and a fresh gateway group (reading that database) start
+    together at the earliest offsets, as after an outage: the backlog is every record the
+    topics hold. Time until each group's lag (Kafka's committed offsets) is zero."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-    out = {}
+    database = f"caas_drain_{stamp}"
+    out = {"seed": loadgen(build, ["seed", "--count", profile["drain_backlog"], "--customers", 1000,
+                                   "--run", f"drain{stamp}"], runs, "drain-seed")}
     offsets = subprocess.run(["java", "-cp", f"{KAFKA_LIBS}/*", "org.apache.kafka.tools.GetOffsetShell",
                               "--bootstrap-server", "127.0.0.1:9092"], capture_output=True, text=True, timeout=120).stdout
     per_topic = {}
@@ -466,54 +539,61 @@ def scenario_drain(profile, build, runs, results, processes):
         if len(parts) == 3 and parts[0].endswith(".v1"):
             per_topic[parts[0]] = per_topic.get(parts[0], 0) + int(parts[2])
     out["backlog_per_topic"] = per_topic
-    runs_cases = [
-        ("logger", "caas-logger", {
+    cases = {
+        "logger": ("caas-logger", f"load-drain-logger-{stamp}", {
             "CAAS_LOGGER_GROUP_ID": f"load-drain-logger-{stamp}",
-            "CAAS_MONGODB_DATABASE": f"caas_load_{stamp}",
+            "CAAS_MONGODB_DATABASE": database,
             "CAAS_LOGGER_OPS_ADDR": f"127.0.0.1:{PORT_DRAIN_LOGGER_OPS}",
-        }, f"http://127.0.0.1:{PORT_DRAIN_LOGGER_OPS}/metrics"),
-        ("gateway", "caas-gateway", {
+        }),
+        "gateway": ("caas-gateway", f"load-drain-gateway-{stamp}", {
             "CAAS_GATEWAY_ADDR": f"127.0.0.1:{PORT_DRAIN_GATEWAY}",
             "CAAS_GATEWAY_CONSUMER_GROUP": f"load-drain-gateway-{stamp}",
             "CAAS_GATEWAY_REDIS_PREFIX": f"load-drain-{stamp}",
             "CAAS_GATEWAY_OFFSET_RESET": "earliest",
-        }, f"http://127.0.0.1:{PORT_DRAIN_GATEWAY}/metrics"),
-    ]
-    for name, binary_name, env, metrics in runs_cases:
-        command = f"env {' '.join(f'{k}={v}' for k, v in env.items())} target/{build}/{binary_name}"
-        log(f"drain-{name}: {command}")
-        before = machine_conditions()
-        started = time.time()
+            "CAAS_MONGODB_DATABASE": database,
+        }),
+    }
+    before = machine_conditions()
+    started = time.time()
+    samples = {name: [] for name in cases}
+    drained = {name: None for name in cases}
+    for name, (binary_name, _, env) in cases.items():
         processes.start(f"drain-{name}", [binary(binary_name, build)],
                         env=service_env({**env, "CAAS_SHUTDOWN_GRACE_MS": "2000"}))
-        samples = []
-        drained_at = None
-        while time.time() - started < profile["drain_timeout"]:
-            time.sleep(1.0)
-            lag = lag_of(metrics)
-            samples.append([round(time.time() - started, 1), lag])
-            # Zero twice in a row, after the group owns partitions (lag reported).
-            if lag == 0 and len(samples) > 2 and samples[-2][1] == 0:
-                drained_at = samples[-2][0]
-                break
+    while time.time() - started < profile["drain_timeout"] and None in drained.values():
+        time.sleep(2.0)
+        for name, (_, group, _) in cases.items():
+            if drained[name] is not None:
+                continue
+            lag = group_lag(build, group)
+            samples[name].append([round(time.time() - started, 1), lag])
+            # Zero twice in a row, once the group has members.
+            if lag == 0 and len(samples[name]) > 1 and samples[name][-2][1] == 0:
+                drained[name] = samples[name][-2][0]
+                processes.stop(f"drain-{name}")
+    for name in cases:
         processes.stop(f"drain-{name}")
-        # The consuming rate from the highest lag seen to the last sample: what a drain that did
-        # not finish in the bounded time still tells.
-        known = [(at, lag) for at, lag in samples if lag is not None]
+    for name, (binary_name, group, env) in cases.items():
+        known = [(at, lag) for at, lag in samples[name] if lag is not None]
         rate = None
         if known:
+            # The consuming rate from the highest lag seen to the last sample (what a drain
+            # that did not finish in the bounded time still tells).
             peak_at, peak = max(known, key=lambda sample: sample[1])
             last_at, last = known[-1]
             if last_at > peak_at:
                 rate = (peak - last) / (last_at - peak_at)
-        out[name] = {"command": command, "drained_seconds": drained_at, "timeout_s": profile["drain_timeout"],
-                     "records_per_second": rate,
-                     "lag_samples": samples, "machine_before": before, "machine_after": machine_conditions()}
+        command = f"env {' '.join(f'{k}={v}' for k, v in env.items())} target/{build}/{binary_name}"
+        out[name] = {"command": command, "group": group, "drained_seconds": drained[name],
+                     "timeout_s": profile["drain_timeout"], "backlog": known[0][1] if known else None,
+                     "records_per_second": rate, "lag_samples": samples[name],
+                     "lag_command": f"target/{build}/caasctl lag --group {group} --json",
+                     "machine_before": before, "machine_after": machine_conditions()}
         (runs / f"drain-{name}.json").write_text(json.dumps(out[name], indent=1))
-    drop_database(f"caas_load_{stamp}")
-    biggest = max(per_topic, key=per_topic.get) if per_topic else "outbound.results.v1"
+    drop_database(database)
+    biggest = max(per_topic, key=per_topic.get) if per_topic else "inbound.messages.v1"
     kafka = kafka_tool("org.apache.kafka.tools.ConsumerPerformance", [
-        "--bootstrap-server", "127.0.0.1:9092", "--topic", biggest, "--messages", min(per_topic.get(biggest, 1), profile["kafka_records"] * (10 if profile["rounds"] > 1 else 1)),
+        "--bootstrap-server", "127.0.0.1:9092", "--topic", biggest, "--messages", per_topic.get(biggest, 1),
         "--group", f"load-drain-perf-{stamp}", "--timeout", 60000,
     ], runs, "drain-kafka-consumer-perf")
     kafka["parsed"] = parse_consumer_perf(kafka["stdout"])
@@ -610,8 +690,9 @@ def write_report(out_dir, profile_name, profile, results, conditions, notes):
     commands = []
 
     def cite(command):
-        commands.append(command)
-        return f"[c{len(commands)}]"
+        if command not in commands:
+            commands.append(command)
+        return f"[c{commands.index(command) + 1}]"
 
     rows = []
     ingest = results.get("ingest", {}).get("summary")
@@ -662,12 +743,14 @@ def write_report(out_dir, profile_name, profile, results, conditions, notes):
                      ratio(20000, ours_b) if ours_b else "n/a"])
     drain = results.get("drain")
     if drain:
-        backlog = sum(drain["backlog_per_topic"].values())
         kafka = drain["kafka"].get("parsed") or {}
+        seeded = pick(drain, "seed", "seed", "produced")
         for name in ("logger", "gateway"):
+            backlog = drain[name].get("backlog") or sum(drain["backlog_per_topic"].values())
             seconds = drain[name]["drained_seconds"]
             rate = backlog / seconds if seconds else drain[name].get("records_per_second")
-            rows.append([f"drain: {name}, fresh group, backlog {backlog:,} records: seconds to lag 0",
+            rows.append([f"drain: {name}, fresh group, backlog {backlog:,} records ({fmt(seeded)} seeded "
+                         f"{cite(drain['seed']['command'])}): seconds to lag 0",
                          (f"{fmt(seconds, ' s')} ({fmt(rate)} rec/s)" if seconds else
                           f"not drained in {fmt(drain[name]['timeout_s'], ' s')}: {fmt(rate)} rec/s, "
                           f"projected {fmt(backlog / rate if rate else None, ' s')}")
@@ -753,6 +836,8 @@ def main():
                         help="build what is tested from this git revision (git archive into "
                              "~/.cache/caas/bench-src) rather than the working tree, e.g. while "
                              "others have uncommitted changes in it")
+    parser.add_argument("--keep-stack-running", action="store_true",
+                        help="do not pause the stack's own services while measuring (figures are then noisier)")
     parser.add_argument("--check", action="store_true", help="exit 1 unless every scenario produced figures")
     args = parser.parse_args()
     profile = PROFILES[args.profile]
@@ -766,7 +851,7 @@ def main():
     logs.mkdir(parents=True, exist_ok=True)
     STACK_ENV.update(load_env())
 
-    cargo = ["cargo", "build", "--quiet", "-p", "caas-load", "-p", "caas-ingest", "-p", "caas-gateway", "-p", "caas-logger"]
+    cargo = ["cargo", "build", "--quiet", "-p", "caas-load", "-p", "caas-ingest", "-p", "caas-gateway", "-p", "caas-logger", "-p", "caasctl"]
     if build == "release":
         cargo.append("--release")
     build_dir = ROOT
@@ -788,9 +873,13 @@ def main():
     notes = [
         f"- built from {source}.",
         f"- binaries: `{build}` builds of ingest ({PORT_INGEST}), two gateways ({PORTS_GATEWAY[0]}, {PORTS_GATEWAY[1]}, "
-        "own consumer group and adapter prefix) started by the bench against the shared stack's Kafka, registry, "
-        "SecantusDB and Redis; the shared stack's logger, chatbot and other workers keep running (debug builds) "
-        "and consume the same topics.",
+        "own consumer group and adapter prefix) and a logger (own consumer group, started at the end of the topics) "
+        "started by the bench against the shared stack's Kafka, registry, SecantusDB and Redis; the logger and the "
+        "gateways use a database of their own, dropped at the end.",
+        "- the stack's own services (debug builds from `make up`: " + ", ".join(STACK_PAUSED) + ") are paused "
+        "with SIGSTOP after the chatbot scenario (which needs them) and resumed with SIGCONT at the end, so they "
+        "do not compete for the cores; the simulator, Kafka, the registry, SecantusDB and Redis keep running. "
+        "After the bench they work off what it produced (`make reset` skips that).",
         f"- peers: Node {subprocess.run(['node', '--version'], capture_output=True, text=True).stdout.strip()} "
         f"`load-tests/peers/webhook.js` ({PORT_PEER_WEBHOOK}) and two `gateway.js` ({PORTS_PEER_GATEWAY[0]}, "
         f"{PORTS_PEER_GATEWAY[1]}); bare axum `caas-load serve-ok` ({PORT_CEILING}).",
@@ -800,6 +889,7 @@ def main():
     ]
     processes = Processes(logs)
     results = {}
+    pause = StackPause()
     try:
         processes.start("ceiling", [binary("caas-load", build), "serve-ok", "--addr", f"127.0.0.1:{PORT_CEILING}"])
         start_peers(processes, stamp)
@@ -807,6 +897,8 @@ def main():
         time.sleep(3)  # consumer groups settle
         for scenario in scenarios:
             began = time.time()
+            if scenario != "bot" and not pause.paused and not args.keep_stack_running:
+                pause.pause()
             try:
                 if scenario == "ingest":
                     scenario_ingest(profile, build, runs, results)
@@ -826,6 +918,8 @@ def main():
             conditions[f"after {scenario} ({time.time() - began:.0f} s)"] = machine_conditions()
     finally:
         processes.stop_all()
+        pause.resume()
+        drop_database(bench_database(stamp))
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
     rows = write_report(out_dir, args.profile, profile, results, conditions,
                         notes + [f"- failed: {k}: {v}" for k, v in results.get("failures", {}).items()])

@@ -5,6 +5,7 @@
 
 mod bot;
 mod fleet;
+mod seed;
 mod stats;
 mod webhook;
 
@@ -57,6 +58,8 @@ enum Command {
     },
     /// Inbound message to the bot's reply at the provider simulator.
     Bot(bot::BotArgs),
+    /// Produce a backlog of inbound messages straight to Kafka (the drain scenario).
+    Seed(seed::SeedArgs),
 }
 
 #[derive(Args, Clone)]
@@ -254,6 +257,7 @@ async fn main() -> anyhow::Result<()> {
             settle,
         } => idle(fleet, pids, settle).await,
         Command::Bot(args) => bot::run(args).await?,
+        Command::Seed(args) => seed::run(args).await?,
     };
     output["loadgen"] = json!({
         "cpu_seconds": process_cpu_seconds(),

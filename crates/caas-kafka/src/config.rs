@@ -51,6 +51,13 @@ impl KafkaConfig {
         self
     }
 
+    /// Add librdkafka properties (e.g. the authentication settings of
+    /// `caas_runtime::config::CommonConfig::kafka_properties`) to [`Self::extra`].
+    pub fn with_properties(mut self, properties: BTreeMap<String, String>) -> Self {
+        self.extra.extend(properties);
+        self
+    }
+
     fn validate(&self) -> Result<(), ClientError> {
         if self.bootstrap_servers.trim().is_empty() {
             return Err(ClientError::InvalidConfig {

@@ -4,7 +4,7 @@
 //! variable each value came from, so a bad value fails start-up with a message that names the
 //! variable, what was wrong and what would be accepted.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -184,6 +184,9 @@ pub struct CommonConfig {
     pub redis_url: Secret,
     /// `CAAS_SHUTDOWN_GRACE_MS`: how long in-flight work may take after SIGTERM (default 10000).
     pub shutdown_grace: Duration,
+    /// How every Kafka client of the process authenticates (`CAAS_KAFKA_SECURITY_PROTOCOL`,
+    /// `CAAS_KAFKA_SASL_USERNAME`, `CAAS_KAFKA_SASL_PASSWORD`); none by default.
+    pub kafka_security: KafkaSecurity,
 }
 
 impl CommonConfig {
@@ -204,7 +207,133 @@ impl CommonConfig {
             mongodb_database: env.string("CAAS_MONGODB_DATABASE", "caas"),
             redis_url: env.secret("CAAS_REDIS_URL", "redis://127.0.0.1:6379")?,
             shutdown_grace: env.millis("CAAS_SHUTDOWN_GRACE_MS", 10_000)?,
+            kafka_security: KafkaSecurity::from_env(env)?,
         })
+    }
+
+    /// The librdkafka properties every Kafka client of this process adds to its own (for
+    /// `caas_kafka::KafkaConfig::extra`): the authentication settings, none for plaintext.
+    pub fn kafka_properties(&self) -> BTreeMap<String, String> {
+        self.kafka_security.client_properties()
+    }
+}
+
+/// How Kafka clients authenticate to the brokers.
+///
+/// `plaintext` (the local stack) or `sasl_plaintext` with SASL/PLAIN (the compose stack). The
+/// bundled librdkafka is built without OpenSSL (the workspace's `rdkafka` has no `ssl`
+/// feature), so SCRAM and TLS (`sasl_ssl`, `ssl`) are not offered: they would fail at the first
+/// connection instead of at start-up. PLAIN sends the password in clear text: keep such a
+/// listener on a private network, or build with `ssl` and add `sasl_ssl` here.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSecurity {
+    /// `CAAS_KAFKA_SECURITY_PROTOCOL`: `plaintext` (default) or `sasl_plaintext`.
+    pub protocol: KafkaProtocol,
+    /// `CAAS_KAFKA_SASL_USERNAME`: the SASL/PLAIN user (required with `sasl_plaintext`).
+    pub sasl_username: String,
+    /// `CAAS_KAFKA_SASL_PASSWORD` (or `CAAS_KAFKA_SASL_PASSWORD_FILE`): its password.
+    pub sasl_password: Secret,
+}
+
+/// The Kafka `security.protocol` of CAAS clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaProtocol {
+    /// No authentication, no encryption.
+    Plaintext,
+    /// SASL/PLAIN authentication, no encryption.
+    SaslPlaintext,
+}
+
+impl Default for KafkaSecurity {
+    fn default() -> Self {
+        Self {
+            protocol: KafkaProtocol::Plaintext,
+            sasl_username: String::new(),
+            sasl_password: Secret::new(""),
+        }
+    }
+}
+
+impl KafkaSecurity {
+    /// Read the settings; credentials without SASL, or SASL without credentials, stop start-up
+    /// with a message that names the variable.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let protocol = match env
+            .choice(
+                "CAAS_KAFKA_SECURITY_PROTOCOL",
+                "plaintext",
+                &["plaintext", "sasl_plaintext"],
+            )?
+            .as_str()
+        {
+            "sasl_plaintext" => KafkaProtocol::SaslPlaintext,
+            _ => KafkaProtocol::Plaintext,
+        };
+        let sasl_username = env.string("CAAS_KAFKA_SASL_USERNAME", "");
+        let sasl_password = env.secret("CAAS_KAFKA_SASL_PASSWORD", "")?;
+        match protocol {
+            KafkaProtocol::SaslPlaintext => {
+                if sasl_username.is_empty() {
+                    return Err(ConfigError::Missing {
+                        variable: "CAAS_KAFKA_SASL_USERNAME".to_string(),
+                        hint: "CAAS_KAFKA_SECURITY_PROTOCOL=sasl_plaintext needs the Kafka user \
+                               name (SASL/PLAIN)"
+                            .to_string(),
+                    });
+                }
+                if sasl_password.expose().is_empty() {
+                    return Err(ConfigError::Missing {
+                        variable: "CAAS_KAFKA_SASL_PASSWORD".to_string(),
+                        hint: "CAAS_KAFKA_SECURITY_PROTOCOL=sasl_plaintext needs the Kafka user's \
+                               password (or CAAS_KAFKA_SASL_PASSWORD_FILE with its path)"
+                            .to_string(),
+                    });
+                }
+            }
+            KafkaProtocol::Plaintext => {
+                if !sasl_username.is_empty() || !sasl_password.expose().is_empty() {
+                    return Err(ConfigError::Invalid {
+                        variable: "CAAS_KAFKA_SECURITY_PROTOCOL".to_string(),
+                        value: "plaintext".to_string(),
+                        reason: "Kafka credentials are set (CAAS_KAFKA_SASL_USERNAME or \
+                                 CAAS_KAFKA_SASL_PASSWORD) but would never be sent"
+                            .to_string(),
+                        expected: "sasl_plaintext to authenticate, or no Kafka credentials"
+                            .to_string(),
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            protocol,
+            sasl_username,
+            sasl_password,
+        })
+    }
+
+    /// The librdkafka properties that carry these settings (empty for plaintext, librdkafka's
+    /// default). The password is among them: never log the map.
+    pub fn client_properties(&self) -> BTreeMap<String, String> {
+        let mut properties = BTreeMap::new();
+        if self.protocol == KafkaProtocol::SaslPlaintext {
+            for (key, value) in [
+                ("security.protocol", "sasl_plaintext"),
+                ("sasl.mechanism", "PLAIN"),
+                ("sasl.username", self.sasl_username.as_str()),
+                ("sasl.password", self.sasl_password.expose()),
+            ] {
+                properties.insert(key.to_string(), value.to_string());
+            }
+        }
+        properties
+    }
+
+    /// Add these settings to an rdkafka client configuration (tools and probes that build
+    /// their own clients).
+    pub fn apply(&self, client: &mut rdkafka::ClientConfig) {
+        for (key, value) in self.client_properties() {
+            client.set(key, value);
+        }
     }
 }
 
@@ -234,6 +363,84 @@ mod tests {
         let message = CommonConfig::from_env(&env).unwrap_err().to_string();
         assert!(message.contains("CAAS_LOG_FORMAT"), "{message}");
         assert!(message.contains("json | pretty"), "{message}");
+    }
+
+    #[test]
+    fn kafka_clients_authenticate_only_when_told_to() {
+        let default = CommonConfig::from_env(&Env::default()).unwrap();
+        assert_eq!(default.kafka_security.protocol, KafkaProtocol::Plaintext);
+        assert!(default.kafka_properties().is_empty());
+        let env = Env::from_pairs([
+            ("CAAS_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+            ("CAAS_KAFKA_SASL_USERNAME", "caas"),
+            ("CAAS_KAFKA_SASL_PASSWORD", "s3cret"),
+        ]);
+        let config = CommonConfig::from_env(&env).unwrap();
+        let properties = config.kafka_properties();
+        assert_eq!(properties["security.protocol"], "sasl_plaintext");
+        assert_eq!(properties["sasl.mechanism"], "PLAIN");
+        assert_eq!(properties["sasl.username"], "caas");
+        assert_eq!(properties["sasl.password"], "s3cret");
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn the_bundled_librdkafka_accepts_the_sasl_settings() {
+        use rdkafka::consumer::BaseConsumer;
+        let env = Env::from_pairs([
+            ("CAAS_KAFKA_SECURITY_PROTOCOL", "sasl_plaintext"),
+            ("CAAS_KAFKA_SASL_USERNAME", "caas"),
+            ("CAAS_KAFKA_SASL_PASSWORD", "s3cret"),
+        ]);
+        let security = KafkaSecurity::from_env(&env).unwrap();
+        let mut client = rdkafka::ClientConfig::new();
+        client.set("bootstrap.servers", "127.0.0.1:1");
+        security.apply(&mut client);
+        // Creating a client validates every property against the built-in features; no
+        // connection is made.
+        let created: Result<BaseConsumer, _> = client.create();
+        assert!(created.is_ok(), "{:?}", created.err());
+        // Why only PLAIN is offered: this build has no OpenSSL, which SCRAM needs.
+        client.set("sasl.mechanism", "SCRAM-SHA-512");
+        let scram: Result<BaseConsumer, _> = client.create();
+        assert!(scram.is_err(), "SCRAM works now: offer it in KafkaSecurity");
+    }
+
+    #[test]
+    fn kafka_credentials_and_protocol_must_agree() {
+        let without_user = Env::from_pairs([
+            ("CAAS_KAFKA_SECURITY_PROTOCOL", "sasl_plaintext"),
+            ("CAAS_KAFKA_SASL_PASSWORD", "s3cret"),
+        ]);
+        let message = KafkaSecurity::from_env(&without_user)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("CAAS_KAFKA_SASL_USERNAME"), "{message}");
+        let without_password = Env::from_pairs([
+            ("CAAS_KAFKA_SECURITY_PROTOCOL", "sasl_plaintext"),
+            ("CAAS_KAFKA_SASL_USERNAME", "caas"),
+        ]);
+        let message = KafkaSecurity::from_env(&without_password)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("CAAS_KAFKA_SASL_PASSWORD"), "{message}");
+        let credentials_unused = Env::from_pairs([
+            ("CAAS_KAFKA_SASL_USERNAME", "caas"),
+            ("CAAS_KAFKA_SASL_PASSWORD", "s3cret"),
+        ]);
+        let message = KafkaSecurity::from_env(&credentials_unused)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("CAAS_KAFKA_SECURITY_PROTOCOL"),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret"), "{message}");
+        let unsupported = Env::from_pairs([("CAAS_KAFKA_SECURITY_PROTOCOL", "sasl_ssl")]);
+        let message = KafkaSecurity::from_env(&unsupported)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("plaintext | sasl_plaintext"), "{message}");
     }
 
     #[test]

@@ -18,6 +18,6 @@ pub mod ratelimit;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use config::{CommonConfig, ConfigError, Env, Secret};
+pub use config::{CommonConfig, ConfigError, Env, KafkaProtocol, KafkaSecurity, Secret};
 pub use ops::{OpsServer, Readiness};
 pub use shutdown::shutdown_token;

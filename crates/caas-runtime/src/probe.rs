@@ -7,13 +7,24 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
-/// Ask Kafka for cluster metadata; returns the number of brokers that answered.
-pub async fn kafka(bootstrap: &str, timeout: Duration) -> Result<usize, String> {
+use crate::KafkaSecurity;
+
+/// Ask Kafka for cluster metadata, authenticated as `security` says; returns the number of
+/// brokers that answered.
+pub async fn kafka(
+    bootstrap: &str,
+    security: &KafkaSecurity,
+    timeout: Duration,
+) -> Result<usize, String> {
     let bootstrap = bootstrap.to_string();
+    let security = security.clone();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
+        let mut client = ClientConfig::new();
+        client
             .set("bootstrap.servers", &bootstrap)
-            .set("log_level", "0")
+            .set("log_level", "0");
+        security.apply(&mut client);
+        let consumer: BaseConsumer = client
             .create()
             .map_err(|error| format!("cannot create a kafka client: {error}"))?;
         let metadata = consumer
@@ -112,9 +123,11 @@ pub fn register_checks(readiness: &crate::Readiness, common: &crate::CommonConfi
         match part {
             Part::Kafka => {
                 let bootstrap = common.kafka_bootstrap.clone();
+                let security = common.kafka_security.clone();
                 readiness.add_check("kafka", move || {
                     let bootstrap = bootstrap.clone();
-                    async move { kafka(&bootstrap, timeout).await.map(|_| ()) }
+                    let security = security.clone();
+                    async move { kafka(&bootstrap, &security, timeout).await.map(|_| ()) }
                 });
             }
             Part::Registry => {

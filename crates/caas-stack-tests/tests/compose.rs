@@ -4,6 +4,11 @@
 //! `.env.example`, no two services publish the same host port, every bind mount exists,
 //! Prometheus and Grafana get the shipped provisioning and scrape every service, and the `tools`
 //! profile has Kafka, MongoDB and Redis web UIs bound to localhost.
+//!
+//! Security: every Kafka listener requires SASL and every Kafka client authenticates, MongoDB
+//! and Redis require credentials, no secret is written into the file (all come from `.env`),
+//! and only ingest and the gateways publish ports unless the operator opts in (the `tools`
+//! profile, or `docker-compose.ports.yml`, which publishes on 127.0.0.1 only).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,8 +20,14 @@ fn root() -> PathBuf {
 }
 
 fn compose() -> Value {
-    let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
-    let mut value: Value = serde_yaml::from_str(&text).expect("docker-compose.yml parses");
+    compose_file("docker-compose.yml")
+}
+
+/// A compose file of the repository, parsed, with its merge keys resolved.
+fn compose_file(name: &str) -> Value {
+    let text = std::fs::read_to_string(root().join(name)).unwrap();
+    let mut value: Value =
+        serde_yaml::from_str(&text).unwrap_or_else(|error| panic!("{name} parses: {error}"));
     value.apply_merge().expect("merge keys resolve");
     // apply_merge resolves one level of `<<`; nested mappings need it too.
     fn merge_all(value: &mut Value) {
@@ -162,16 +173,18 @@ fn env_example_holds_every_variable_the_services_and_compose_use() {
             ".env.example lacks {variable}"
         );
     }
-    let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
-    for reference in text.split("${").skip(1) {
-        let inner = reference.split('}').next().unwrap();
-        if inner.contains(":-") {
-            continue; // has a default
+    for file in ["docker-compose.yml", "docker-compose.ports.yml"] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        for reference in text.split("${").skip(1) {
+            let inner = reference.split('}').next().unwrap();
+            if inner.contains(":-") {
+                continue; // has a default
+            }
+            assert!(
+                example.contains_key(inner),
+                "{file} uses ${{{inner}}}, which .env.example does not define"
+            );
         }
-        assert!(
-            example.contains_key(inner),
-            "docker-compose.yml uses ${{{inner}}}, which .env.example does not define"
-        );
     }
     for secret in [
         "CAAS_WHATSAPP_APP_SECRET",
@@ -183,26 +196,38 @@ fn env_example_holds_every_variable_the_services_and_compose_use() {
     }
 }
 
+/// The `ports:` entries of a service as strings (`[ip:]host:container`).
+fn ports(definition: &Value) -> Vec<String> {
+    definition["ports"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .map(|port| match port {
+            Value::String(text) => text.clone(),
+            Value::Number(number) => number.to_string(),
+            other => panic!("unexpected port entry {other:?}"),
+        })
+        .collect()
+}
+
 #[test]
 fn no_two_services_publish_the_same_host_port() {
-    let compose = compose();
     let mut published: BTreeMap<String, String> = BTreeMap::new();
-    for (name, definition) in services(&compose) {
-        let name = name.as_str().unwrap().to_string();
-        for port in definition["ports"].as_sequence().into_iter().flatten() {
-            let text = match port {
-                Value::String(text) => text.clone(),
-                Value::Number(number) => number.to_string(),
-                other => panic!("unexpected port entry {other:?} in {name}"),
-            };
-            // "[ip:]host:container" → "[ip:]host"
-            let host = text
-                .rsplit_once(':')
-                .map(|(host, _)| host.to_string())
-                .unwrap_or(text.clone());
-            let host_port = host.rsplit(':').next().unwrap().to_string();
-            if let Some(previous) = published.insert(host_port.clone(), name.clone()) {
-                panic!("{name} and {previous} both publish host port {host_port}");
+    // The opt-in override's ports count too: both files are used together.
+    for file in ["docker-compose.yml", "docker-compose.ports.yml"] {
+        let compose = compose_file(file);
+        for (name, definition) in services(&compose) {
+            let name = name.as_str().unwrap().to_string();
+            for text in ports(definition) {
+                // "[ip:]host:container" → "[ip:]host"
+                let host = text
+                    .rsplit_once(':')
+                    .map(|(host, _)| host.to_string())
+                    .unwrap_or(text.clone());
+                let host_port = host.rsplit(':').next().unwrap().to_string();
+                if let Some(previous) = published.insert(host_port.clone(), name.clone()) {
+                    panic!("{name} and {previous} both publish host port {host_port}");
+                }
             }
         }
     }
@@ -396,4 +421,298 @@ fn the_tools_profile_has_kafka_mongodb_and_redis_web_uis_on_localhost() {
     }
     let kafka_ui = serde_yaml::to_string(&tools["ui-kafka"]["environment"]).unwrap();
     assert!(kafka_ui.contains("kafka-1:9092") && kafka_ui.contains("registry:8080"));
+}
+
+/// A service's environment as `name → value` strings (values as written: `${VAR}` unexpanded).
+fn environment(definition: &Value) -> BTreeMap<String, String> {
+    definition["environment"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| {
+            let value = match value {
+                Value::String(text) => text.clone(),
+                Value::Null => String::new(),
+                other => serde_yaml::to_string(other).unwrap().trim().to_string(),
+            };
+            (key.as_str().unwrap().to_string(), value)
+        })
+        .collect()
+}
+
+/// A SASL/PLAIN JAAS line whose credentials all come from `.env`.
+fn assert_plain_jaas_from_env(owner: &str, jaas: &str) {
+    assert!(
+        jaas.starts_with("org.apache.kafka.common.security.plain.PlainLoginModule required"),
+        "{owner}: not a PLAIN login: {jaas}"
+    );
+    for piece in jaas
+        .split("password=\"")
+        .skip(1)
+        .chain(jaas.split("=\"").skip(1))
+    {
+        let value = piece.split('"').next().unwrap();
+        if value == "broker" {
+            continue; // the brokers' user name
+        }
+        assert!(
+            value.starts_with("${") && value.ends_with('}'),
+            "{owner}: a credential in its JAAS config is written into the file: {value:?}"
+        );
+    }
+}
+
+#[test]
+fn every_kafka_listener_requires_sasl_and_every_kafka_client_authenticates() {
+    let compose = compose();
+    let services = services(&compose);
+    let brokers: Vec<(&str, BTreeMap<String, String>)> = services
+        .iter()
+        .map(|(name, definition)| (name.as_str().unwrap(), environment(definition)))
+        .filter(|(name, _)| name.starts_with("kafka-"))
+        .collect();
+    assert_eq!(brokers.len(), 3);
+    for (name, environment) in &brokers {
+        let protocols: BTreeMap<&str, &str> = environment["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+            .split(',')
+            .map(|pair| pair.split_once(':').expect("NAME:PROTOCOL"))
+            .collect();
+        for (listener, protocol) in &protocols {
+            assert!(
+                protocol.starts_with("SASL_"),
+                "{name}: listener {listener} is {protocol}, which needs no authentication"
+            );
+            let jaas = format!("KAFKA_LISTENER_NAME_{listener}_PLAIN_SASL_JAAS_CONFIG");
+            assert_plain_jaas_from_env(name, &environment[&jaas]);
+        }
+        // Every listener it opens is one of those (an unmapped name would not start; a
+        // PLAINTEXT:// one would be open to anyone on the network).
+        for listeners in ["KAFKA_LISTENERS", "KAFKA_ADVERTISED_LISTENERS"] {
+            for listener in environment[listeners].split(',') {
+                let listener_name = listener.split("://").next().unwrap();
+                assert!(
+                    protocols.contains_key(listener_name),
+                    "{name}: {listeners} opens {listener}, which has no SASL protocol"
+                );
+            }
+        }
+        assert_eq!(
+            environment["KAFKA_SASL_ENABLED_MECHANISMS"], "PLAIN",
+            "{name}"
+        );
+        assert_eq!(
+            environment["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"],
+            "PLAIN"
+        );
+        assert_eq!(
+            environment["KAFKA_SASL_MECHANISM_CONTROLLER_PROTOCOL"],
+            "PLAIN"
+        );
+        assert!(
+            protocols.contains_key(environment["KAFKA_INTER_BROKER_LISTENER_NAME"].as_str())
+                && protocols.contains_key(environment["KAFKA_CONTROLLER_LISTENER_NAMES"].as_str()),
+            "{name}: the broker and controller listeners are SASL listeners"
+        );
+        // The apache/kafka image turns every KAFKA_* variable into a broker setting.
+        for variable in environment.keys() {
+            assert!(
+                variable.starts_with("KAFKA_")
+                    || variable == "CLUSTER_ID"
+                    || variable.starts_with("HEALTHCHECK_"),
+                "{name}: {variable} is neither a broker setting nor the health check's"
+            );
+        }
+    }
+    let health = serde_yaml::to_string(&services["kafka-1"]["healthcheck"]["test"]).unwrap();
+    assert!(health.contains("--command-config"), "{health}");
+
+    // Every client of the brokers authenticates, each the way its software is configured.
+    let mut clients = BTreeSet::new();
+    for (name, definition) in services {
+        let name = name.as_str().unwrap();
+        let environment = environment(definition);
+        if name.starts_with("kafka-")
+            || !environment
+                .values()
+                .any(|value| value.contains("kafka-1:9092"))
+        {
+            continue;
+        }
+        clients.insert(name.to_string());
+        let authenticated = if built_service(definition).is_some() {
+            environment["CAAS_KAFKA_SECURITY_PROTOCOL"] == "sasl_plaintext"
+                && environment["CAAS_KAFKA_SASL_USERNAME"] == "${KAFKA_CLIENT_USER}"
+                && environment["CAAS_KAFKA_SASL_PASSWORD"] == "${KAFKA_CLIENT_PASSWORD}"
+        } else if let Some(protocol) = environment.get("APICURIO_KAFKA_COMMON_SECURITY_PROTOCOL") {
+            assert_plain_jaas_from_env(
+                name,
+                &environment["APICURIO_KAFKA_COMMON_SASL_JAAS_CONFIG"],
+            );
+            protocol == "SASL_PLAINTEXT"
+                && environment["APICURIO_KAFKA_COMMON_SASL_MECHANISM"] == "PLAIN"
+        } else if let Some(protocol) =
+            environment.get("KAFKA_CLUSTERS_0_PROPERTIES_SECURITY_PROTOCOL")
+        {
+            assert_plain_jaas_from_env(
+                name,
+                &environment["KAFKA_CLUSTERS_0_PROPERTIES_SASL_JAAS_CONFIG"],
+            );
+            protocol == "SASL_PLAINTEXT"
+                && environment["KAFKA_CLUSTERS_0_PROPERTIES_SASL_MECHANISM"] == "PLAIN"
+        } else {
+            false
+        };
+        assert!(
+            authenticated,
+            "{name} connects to Kafka without SASL: {environment:?}"
+        );
+    }
+    for wanted in [
+        "registry",
+        "init-kafka",
+        "ingest",
+        "gateway-1",
+        "logger",
+        "ui-kafka",
+    ] {
+        assert!(
+            clients.contains(wanted),
+            "{wanted} is a Kafka client: {clients:?}"
+        );
+    }
+}
+
+#[test]
+fn mongodb_and_redis_require_credentials() {
+    let compose = compose();
+    let services = services(&compose);
+    for (name, definition) in services {
+        let name = name.as_str().unwrap();
+        let environment = environment(definition);
+        if name.starts_with("mongo-") {
+            let command = serde_yaml::to_string(&definition["command"]).unwrap();
+            // A keyfile turns on authorization: no client gets in without a user.
+            assert!(command.contains("--keyFile"), "{name}: {command}");
+            assert!(!command.contains("--noauth"), "{name}: {command}");
+            assert_eq!(
+                environment["MONGO_INITDB_ROOT_PASSWORD"],
+                "${MONGO_INITDB_ROOT_PASSWORD}"
+            );
+        }
+        if let Some(uri) = environment.get("CAAS_MONGODB_URI") {
+            assert!(
+                uri.starts_with("mongodb://${CAAS_MONGO_APP_USER}:${CAAS_MONGO_APP_PASSWORD}@"),
+                "{name}: {uri}"
+            );
+        }
+        if let Some(uri) = environment.get("ME_CONFIG_MONGODB_URL") {
+            assert!(
+                uri.contains(":${MONGO_INITDB_ROOT_PASSWORD}@"),
+                "{name}: {uri}"
+            );
+        }
+        if let Some(url) = environment.get("CAAS_REDIS_URL") {
+            assert!(
+                url.starts_with("redis://:${REDIS_PASSWORD}@"),
+                "{name}: {url}"
+            );
+        }
+    }
+    let redis = services["redis"]["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|part| part.as_str().unwrap())
+        .collect::<Vec<_>>();
+    let position = redis
+        .iter()
+        .position(|part| *part == "--requirepass")
+        .expect("--requirepass");
+    assert_eq!(redis[position + 1], "${REDIS_PASSWORD}");
+    let init = std::fs::read_to_string(root().join("init/mongodb/init-replica-set.js")).unwrap();
+    assert!(
+        init.contains("createUser"),
+        "the init job creates the application's user"
+    );
+}
+
+#[test]
+fn no_secret_is_written_into_the_compose_file() {
+    let compose = compose();
+    for (name, definition) in services(&compose) {
+        for (variable, value) in environment(definition) {
+            let secret = ["PASSWORD", "SECRET", "TOKEN", "KEY", "JAAS"]
+                .iter()
+                .any(|marker| variable.contains(marker));
+            if secret && !value.is_empty() {
+                assert!(
+                    value.contains("${"),
+                    "{name:?}: {variable} is written into docker-compose.yml; take it from .env"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn only_ingest_and_the_gateways_publish_ports_unless_the_operator_opts_in() {
+    let compose = compose();
+    let services = services(&compose);
+    let mut published_by_default = BTreeSet::new();
+    for (name, definition) in services {
+        let name = name.as_str().unwrap().to_string();
+        let opt_in = definition["profiles"]
+            .as_sequence()
+            .is_some_and(|profiles| !profiles.is_empty());
+        let ports = ports(definition);
+        if ports.is_empty() {
+            continue;
+        }
+        if opt_in {
+            for port in &ports {
+                assert!(
+                    port.starts_with("127.0.0.1:"),
+                    "{name} (opt-in) publishes {port} beyond localhost"
+                );
+            }
+        } else {
+            published_by_default.insert(name);
+        }
+    }
+    let expected: BTreeSet<String> = services
+        .iter()
+        .filter(|(name, definition)| {
+            name.as_str() == Some("ingest")
+                || built_service(definition).as_deref() == Some("gateway")
+        })
+        .map(|(name, _)| name.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(expected.len(), 3, "ingest and two gateways: {expected:?}");
+    assert_eq!(
+        published_by_default, expected,
+        "only ingest and the gateways are published by default"
+    );
+
+    // The opt-in override publishes the registry, Prometheus and Grafana on loopback only.
+    let override_file = compose_file("docker-compose.ports.yml");
+    let overridden = override_file["services"].as_mapping().expect("services");
+    for (name, definition) in overridden {
+        let name = name.as_str().unwrap();
+        assert!(
+            !services[name].is_null(),
+            "docker-compose.ports.yml names {name}, not a service"
+        );
+        for port in ports(definition) {
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{name} publishes {port} beyond localhost"
+            );
+        }
+    }
+    for wanted in ["registry", "prometheus", "grafana"] {
+        assert!(
+            !ports(&overridden[wanted]).is_empty(),
+            "docker-compose.ports.yml publishes {wanted}"
+        );
+    }
 }

@@ -31,7 +31,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 /// The header a replayed record carries: `<original topic>/<partition>/<offset>`.
 pub const REPLAYED_FROM: &str = "caas.replayed.from";
@@ -216,8 +216,7 @@ pub fn verdict(record: &Record, failed_group: Option<&str>, replayed: &HashSet<S
 }
 
 fn consumer(bootstrap: &str, group: &str) -> anyhow::Result<BaseConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    crate::kafka::client_config(bootstrap)?
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -398,13 +397,13 @@ pub fn replay(options: &ReplayOptions) -> anyhow::Result<ReplayReport> {
     let mut replayed = replayed_marks(&options.bootstrap, &origins, since_ms, deadline)?;
 
     let transactional_id = format!("caasctl-dlq-replay.{}.{}", options.group, options.dlq_topic);
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", &options.bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("transactional.id", &transactional_id)
-        .create()
-        .context("create the transactional producer")?;
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        crate::kafka::client_config(&options.bootstrap)?
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("transactional.id", &transactional_id)
+            .create()
+            .context("create the transactional producer")?;
     producer
         .init_transactions(remaining(deadline)?)
         .context("initialise the replay transaction (another replay with this group running?)")?;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 /// `caasctl lag [--group G]... [--json]`
@@ -142,8 +142,7 @@ pub fn usable_instances(partition_counts: &BTreeMap<String, usize>) -> usize {
 
 /// Blocking: ask Kafka about the groups.
 fn describe(bootstrap: &str, only: &[String], timeout: Duration) -> anyhow::Result<Vec<GroupLag>> {
-    let admin: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let admin: BaseConsumer = caasctl::kafka::client_config(bootstrap)?
         .set("client.id", "caasctl-lag")
         .create()
         .map_err(|error| {
@@ -222,8 +221,7 @@ fn describe_group(
             request.add_partition(topic, i32::try_from(partition)?);
         }
     }
-    let reader: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let reader: BaseConsumer = caasctl::kafka::client_config(bootstrap)?
         .set("group.id", info.name())
         .set("client.id", "caasctl-lag")
         .set("enable.auto.commit", "false")

@@ -8,11 +8,13 @@
 //! - [`compat`]: the local FULL compatibility check with explanations (pure).
 //! - [`dlq`]: `dlq list` and `dlq replay` (exactly-once moves back to the original topic).
 //! - [`registry`]: the Confluent-compatible registry API calls we need.
+//! - [`kafka`]: the Kafka client settings every command shares (bootstrap, authentication).
 
 pub mod catalogue;
 pub mod compat;
 pub mod dlq;
 pub mod docs;
+pub mod kafka;
 pub mod registry;
 pub mod schemas;
 pub mod topics;

@@ -35,7 +35,7 @@ pub async fn run(arguments: ProbeArgs) -> anyhow::Result<()> {
     let outcome = match arguments.part {
         Part::Kafka => {
             let bootstrap = arguments.bootstrap.unwrap_or(common.kafka_bootstrap);
-            probe::kafka(&bootstrap, timeout)
+            probe::kafka(&bootstrap, &common.kafka_security, timeout)
                 .await
                 .map(|brokers| format!("kafka: {brokers} broker(s) at {bootstrap}"))
         }

@@ -21,7 +21,6 @@ use rdkafka::admin::{
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::ClientConfig;
 
 use crate::catalogue::{self, Catalogue};
 use crate::docs;
@@ -160,8 +159,7 @@ async fn run_apply(arguments: ApplyArgs) -> anyhow::Result<()> {
 
 /// An admin client for `bootstrap`.
 pub fn admin_client(bootstrap: &str) -> anyhow::Result<AdminClient<DefaultClientContext>> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    crate::kafka::client_config(bootstrap)?
         .set("client.id", "caasctl")
         .create()
         .map_err(|error| {

@@ -12,7 +12,6 @@
 //! proceeds.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -25,8 +24,7 @@ use caas_events::model::{
     ResumeCampaign, SendingWindow, Template, TemplateParameter, Weekday,
 };
 use caas_events::{keys, Codec};
-use caas_kafka::{KafkaConfig, Producer};
-use caas_runtime::CommonConfig;
+use caas_kafka::Producer;
 use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -122,23 +120,20 @@ impl ApiState {
         }
     }
 
-    /// Everything from the common settings (for the gateway): a MongoDB client, a producer and
-    /// a codec of its own, all lazy, so a dependency that is down makes requests 503 instead of
-    /// failing start-up.
-    pub async fn connect(common: &CommonConfig) -> anyhow::Result<Self> {
-        let store = Store::connect(
-            &common.mongodb_uri,
-            &common.mongodb_database,
-            Duration::from_secs(3),
+    /// For a server that serves these routes beside its own (the gateway): its MongoDB
+    /// database, producer and codec, shared rather than a second set of clients. All are lazy,
+    /// so a dependency that is down makes requests 503 instead of failing start-up.
+    pub fn sharing(database: mongodb::Database, producer: Producer, codec: Codec) -> Self {
+        Self::new(
+            Store::on(database),
+            Publisher::new(producer, codec),
+            DEFAULT_MAX_AUDIENCE_ROWS,
         )
-        .await?;
-        let producer = Producer::new(
-            &KafkaConfig::new(common.kafka_bootstrap.clone()).with_client_id("caas-campaign-api"),
-        )?;
-        let codec = Codec::new(common.schema_registry_url.clone())?;
-        Ok(Self::new(store, Publisher::new(producer, codec), 1_000_000))
     }
 }
+
+/// The most rows an audience upload takes when served from another server.
+pub const DEFAULT_MAX_AUDIENCE_ROWS: u64 = 1_000_000;
 
 /// The API's routes, all under `/api/v1`. Every route needs a [`Caller`] extension.
 pub fn api_router(state: ApiState) -> Router {

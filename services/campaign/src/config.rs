@@ -139,7 +139,7 @@ impl Config {
             number_rates,
             max_audience_rows: env.parse(
                 "CAAS_CAMPAIGN_MAX_AUDIENCE_ROWS",
-                1_000_000,
+                crate::api::DEFAULT_MAX_AUDIENCE_ROWS,
                 "a whole number of rows",
             )?,
             require_opt_in: env.parse("CAAS_CAMPAIGN_REQUIRE_OPT_IN", false, "true or false")?,

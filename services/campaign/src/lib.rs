@@ -70,8 +70,10 @@ pub async fn run(
         Duration::from_secs(3),
     )
     .await?;
-    let kafka =
-        KafkaConfig::new(config.common.kafka_bootstrap.clone()).with_client_id("caas-campaign");
+    let kafka = KafkaConfig::new(config.common.kafka_bootstrap.clone())
+        .with_client_id("caas-campaign")
+        // Authentication (CAAS_KAFKA_SECURITY_PROTOCOL, CAAS_KAFKA_SASL_*), none by default.
+        .with_properties(config.common.kafka_properties());
     let producer = Producer::new(&kafka)?;
     let codec = Codec::new(config.common.schema_registry_url.clone())?;
     let publisher = publish::Publisher::new(producer.clone(), codec.clone());

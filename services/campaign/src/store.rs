@@ -375,6 +375,11 @@ impl Store {
         })
     }
 
+    /// On a database another component already has a client for.
+    pub fn on(database: Database) -> Self {
+        Self { database }
+    }
+
     /// The database (tests read it directly).
     pub fn database(&self) -> &Database {
         &self.database

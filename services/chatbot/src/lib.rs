@@ -115,8 +115,10 @@ async fn workers(
             }
         }
     };
-    let kafka =
-        KafkaConfig::new(config.common.kafka_bootstrap.clone()).with_client_id("caas-chatbot");
+    let kafka = KafkaConfig::new(config.common.kafka_bootstrap.clone())
+        .with_client_id("caas-chatbot")
+        // Authentication (CAAS_KAFKA_SECURITY_PROTOCOL, CAAS_KAFKA_SASL_*), none by default.
+        .with_properties(config.common.kafka_properties());
     let producer = Producer::new(&kafka)?;
     let bot = Arc::new(bot::Bot {
         registry,

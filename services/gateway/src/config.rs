@@ -6,6 +6,8 @@ use std::time::Duration;
 use caas_kafka::OffsetReset;
 use caas_runtime::{CommonConfig, ConfigError, Env, Secret};
 
+use crate::domain::origin::AllowedOrigins;
+
 /// Configuration of the gateway service.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -35,8 +37,18 @@ pub struct Config {
     /// variable the logger reads); once it committed past a record that has no `seq`, none
     /// will come and the gateway stops waiting.
     pub logger_group: String,
+    /// `CAAS_LOGGER_ANNOUNCE_PREFIX`: the prefix of the Redis channel on which the logger
+    /// announces the `seq`s it committed (the same variable the logger reads; default
+    /// `caas:logger:sequenced`, channel `<prefix>:<CAAS_MONGODB_DATABASE>`); `None` (`off`):
+    /// do not listen, read MongoDB only.
+    pub announce_prefix: Option<String>,
     /// The REST API's rate limit per token (`CAAS_GATEWAY_API_RATE_PER_TOKEN`, `_BURST`).
     pub api_rate_limit: crate::api_limit::ApiRateLimit,
+    /// `CAAS_GATEWAY_ALLOWED_ORIGINS`: browser origins (`scheme://host[:port]`, comma-separated,
+    /// or `*` for any) that may call the REST API cross-origin and open socket.io connections.
+    /// Default empty: same-origin only (the dashboard this gateway serves). Requests without an
+    /// `Origin` header (not a browser) are always allowed.
+    pub allowed_origins: AllowedOrigins,
 }
 
 impl Config {
@@ -63,6 +75,7 @@ impl Config {
                 expected: "a prefix without '#', for example caas-gateway".to_string(),
             });
         }
+        let allowed_origins = allowed_origins_from_env(env)?;
         Ok(Self {
             common: CommonConfig::from_env(env)?,
             http_addr: env.socket_addr("CAAS_GATEWAY_ADDR", "127.0.0.1:3000")?,
@@ -72,7 +85,9 @@ impl Config {
             redis_prefix,
             seq_wait: env.millis("CAAS_GATEWAY_SEQ_WAIT_MS", 3_000)?,
             logger_group: env.string("CAAS_LOGGER_GROUP_ID", "caas-logger"),
+            announce_prefix: caas_logger::announce::prefix_from_env(env),
             api_rate_limit: crate::api_limit::ApiRateLimit::from_env(env)?,
+            allowed_origins,
         })
     }
 
@@ -82,6 +97,21 @@ impl Config {
     pub fn adapter_redis_url(&self) -> Secret {
         Secret::new(with_resp3(self.common.redis_url.expose()))
     }
+}
+
+/// `CAAS_GATEWAY_ALLOWED_ORIGINS`, parsed; a value that is not an origin stops start-up.
+fn allowed_origins_from_env(env: &Env) -> Result<AllowedOrigins, ConfigError> {
+    let variable = "CAAS_GATEWAY_ALLOWED_ORIGINS";
+    let raw = env.string(variable, "");
+    AllowedOrigins::parse(&raw).map_err(|error| ConfigError::Invalid {
+        variable: variable.to_string(),
+        value: raw.clone(),
+        reason: error.to_string(),
+        expected:
+            "* or comma-separated origins such as https://ops.example.com,http://localhost:5173 \
+                   (empty: same-origin only)"
+                .to_string(),
+    })
 }
 
 /// Adds `protocol=resp3` to a Redis URL that names no protocol.
@@ -104,6 +134,7 @@ mod tests {
         assert_eq!(config.consumer_group, "caas-gateway");
         assert_eq!(config.offset_reset, OffsetReset::Latest);
         assert_eq!(config.seq_wait, Duration::from_secs(3));
+        assert_eq!(config.allowed_origins, AllowedOrigins::List(Vec::new()));
         assert_eq!(
             config.adapter_redis_url().expose(),
             "redis://127.0.0.1:6379?protocol=resp3"
@@ -130,5 +161,41 @@ mod tests {
         let env = Env::from_pairs([("CAAS_GATEWAY_REDIS_PREFIX", "a#b")]);
         let error = Config::from_env(&env).unwrap_err().to_string();
         assert!(error.contains("CAAS_GATEWAY_REDIS_PREFIX"), "{error}");
+    }
+
+    #[test]
+    fn an_allowed_origin_that_is_not_an_origin_stops_start_up_with_the_fix() {
+        let env = Env::from_pairs([(
+            "CAAS_GATEWAY_ALLOWED_ORIGINS",
+            "https://ops.example.com, ops.example.org",
+        )]);
+        let error = Config::from_env(&env).unwrap_err().to_string();
+        assert!(error.contains("CAAS_GATEWAY_ALLOWED_ORIGINS"), "{error}");
+        assert!(
+            error.contains("\"ops.example.org\" has no scheme"),
+            "{error}"
+        );
+        assert!(error.contains("https://ops.example.com"), "{error}");
+        let env = Env::from_pairs([("CAAS_GATEWAY_ALLOWED_ORIGINS", "https://ops.example.com/")]);
+        let error = Config::from_env(&env).unwrap_err().to_string();
+        assert!(error.contains("no trailing slash"), "{error}");
+    }
+
+    #[test]
+    fn allowed_origins_are_read_as_a_list_or_a_wildcard() {
+        let env = Env::from_pairs([(
+            "CAAS_GATEWAY_ALLOWED_ORIGINS",
+            "https://ops.example.com,http://localhost:5173",
+        )]);
+        let config = Config::from_env(&env).unwrap();
+        assert_eq!(
+            config.allowed_origins.describe(),
+            "https://ops.example.com,http://localhost:5173"
+        );
+        let env = Env::from_pairs([("CAAS_GATEWAY_ALLOWED_ORIGINS", "*")]);
+        assert_eq!(
+            Config::from_env(&env).unwrap().allowed_origins,
+            AllowedOrigins::Any
+        );
     }
 }

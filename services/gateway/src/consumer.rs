@@ -4,22 +4,12 @@
 //!
 //! Records come in batches (caas-kafka's batch loop: up to [`BATCH_MAX_RECORDS`], collected
 //! for at most [`BATCH_MAX_WAIT`] after the first). For each batch: decode every record
-//! (undecodable → DLQ, as everywhere), look up the conversation `seq` the logger assigned to
-//! each event — one MongoDB query for the whole batch, repeated for the ones still missing —
-//! decide the emits ([`crate::domain::fanout`]) and emit them in batch order, which keeps the
-//! order of every partition and so of every conversation.
-//!
-//! **Waiting for `seq`.** The logger consumes the same topics in its own group and is the only
-//! authority for a conversation's sequence. The gateway re-reads the logger's `events`
-//! documents with backoff (20 ms doubling to 250 ms) for at most `CAAS_GATEWAY_SEQ_WAIT_MS`
-//! (3 s) per batch. An event the logger has not stored by then is emitted with `"seq": null`
-//! rather than stalling the partition: clients apply it and fetch the thread by `after_seq` on
-//! their next sequenced event or reconnect. Some events never get a `seq` although the logger
-//! is healthy (it processed and dropped them, e.g. an erased customer's): once the logger's
-//! consumer group committed past the record ([`crate::progress`]), the wait for it ends at once.
-//! After three batches in a row that ran out of time (the logger is down or far behind), the
-//! gateway waits a tenth of that until a lookup succeeds again, so a missing logger costs
-//! operators the `seq`, never their live updates.
+//! (undecodable → DLQ, as everywhere), wait for the conversation `seq` the logger assigned to
+//! each event ([`crate::seq_wait`]: woken by the logger's announcement on Redis the moment it
+//! commits, with MongoDB `events` read at the start and now and then as the fallback and the
+//! authority), decide the emits ([`crate::domain::fanout`]) and emit them in batch order,
+//! which keeps the order of every partition and so of every conversation. An event the logger
+//! has not stored within `CAAS_GATEWAY_SEQ_WAIT_MS` goes out with `"seq": null`.
 //!
 //! **Emitting.** An emit publishes to Redis first, then delivers locally. If Redis does not
 //! take it (after two quick retries) the event is delivered to this instance's sockets only
@@ -29,7 +19,6 @@
 //! its records are redelivered to the instance that takes over.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use caas_events::model::{
@@ -40,10 +29,12 @@ use caas_events::{topics, Codec, DecodeError, Event};
 use caas_kafka::{BatchHandler, HandlerError, Record, RecordOutcome};
 use socketioxide::BroadcastError;
 
+use crate::announced::Announced;
 use crate::domain::fanout::{self, Emission, Enrichment, Incoming};
 use crate::metrics::metrics;
 use crate::progress::LoggerProgress;
 use crate::realtime::Io;
+use crate::seq_wait::{Awaited, SeqWaiter};
 use crate::store::Store;
 
 /// The most records handled at once.
@@ -52,146 +43,49 @@ pub const BATCH_MAX_RECORDS: usize = 500;
 /// How long a batch keeps collecting after its first record: the latency it adds.
 pub const BATCH_MAX_WAIT: Duration = Duration::from_millis(10);
 
-/// Batches in a row whose wait ran out before the gateway waits less for `seq`.
-const MISSES_BEFORE_DEGRADED: u32 = 3;
-
-/// How long a lookup waits before asking whether the logger already passed a record.
-const PROGRESS_CHECK_AFTER: Duration = Duration::from_millis(200);
-
 /// The consumer group's batch handler.
 pub struct FanoutHandler {
     io: Io,
     codec: Codec,
+    /// The conversation snapshots sent with conversation changes.
     store: Store,
-    progress: LoggerProgress,
-    seq_wait: Duration,
-    /// Consecutive batches whose `seq` wait ran out.
-    misses: AtomicU32,
+    /// Waits for the logger's `seq`s.
+    seqs: SeqWaiter,
 }
 
-/// What the logger stored for the events of a batch: event id → (seq, changed message).
-type Sequenced = HashMap<String, (i64, Option<String>)>;
-
 impl FanoutHandler {
-    /// A handler emitting through `io`.
+    /// A handler emitting through `io`; it waits up to `seq_wait` a batch for the logger's
+    /// `seq`s, woken by what `announced` hears.
     pub fn new(
         io: Io,
         codec: Codec,
         store: Store,
         progress: LoggerProgress,
+        announced: Announced,
         seq_wait: Duration,
     ) -> Self {
+        let seqs = SeqWaiter::new(store.clone(), progress, announced, seq_wait);
         Self {
             io,
             codec,
             store,
-            progress,
-            seq_wait,
-            misses: AtomicU32::new(0),
+            seqs,
         }
-    }
-
-    /// The `seq` of every event of the batch that has one, waiting (bounded) for the logger.
-    async fn wait_for_seqs(&self, waiting: Vec<(&Record, &Incoming)>) -> Sequenced {
-        let mut found = Sequenced::new();
-        if waiting.is_empty() {
-            return found;
-        }
-        let budget = if self.misses.load(Ordering::Relaxed) >= MISSES_BEFORE_DEGRADED {
-            self.seq_wait / 10
-        } else {
-            self.seq_wait
-        };
-        let started = Instant::now();
-        let deadline = started + budget;
-        let mut delay = Duration::from_millis(20);
-        let mut skipped: HashSet<&str> = HashSet::new();
-        let mut failed = false;
-        loop {
-            let missing: Vec<&str> = waiting
-                .iter()
-                .map(|(_, incoming)| incoming.event_id())
-                .filter(|id| !found.contains_key(*id) && !skipped.contains(id))
-                .collect();
-            if missing.is_empty() {
-                break;
-            }
-            match self.store.event_seqs(&missing).await {
-                Ok(stored) => found.extend(stored),
-                Err(error) => {
-                    if !failed {
-                        tracing::warn!(error = %error, "cannot look up the events' seq");
-                    }
-                    failed = true;
-                }
-            }
-            if started.elapsed() >= PROGRESS_CHECK_AFTER {
-                for (record, incoming) in &waiting {
-                    let id = incoming.event_id();
-                    if found.contains_key(id) || skipped.contains(id) {
-                        continue;
-                    }
-                    if self
-                        .progress
-                        .passed(&record.topic, record.partition, record.offset)
-                        .await
-                    {
-                        // The logger is done with this record and stored no seq: none will
-                        // come.
-                        skipped.insert(id);
-                    }
-                }
-            }
-            let still_missing = waiting
-                .iter()
-                .filter(|(_, incoming)| {
-                    !found.contains_key(incoming.event_id())
-                        && !skipped.contains(incoming.event_id())
-                })
-                .count();
-            if still_missing == 0 || Instant::now() + delay > deadline {
-                break;
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(250));
-        }
-
-        let lookups = &metrics().seq_lookups;
-        let missing = waiting.len() - found.len() - skipped.len();
-        lookups
-            .with_label_values(&["found"])
-            .inc_by(found.len() as u64);
-        lookups
-            .with_label_values(&["skipped"])
-            .inc_by(skipped.len() as u64);
-        lookups
-            .with_label_values(&[if failed { "error" } else { "missing" }])
-            .inc_by(missing as u64);
-        if missing == 0 {
-            self.misses.store(0, Ordering::Relaxed);
-        } else if found.is_empty() {
-            let misses = self.misses.fetch_add(1, Ordering::Relaxed) + 1;
-            if misses == MISSES_BEFORE_DEGRADED {
-                tracing::warn!(
-                    wait_ms = self.seq_wait.as_millis() as u64,
-                    "the logger assigned no seq in {MISSES_BEFORE_DEGRADED} batches in a row; waiting less until it does again"
-                );
-            }
-        } else {
-            // Some found: the logger works; the rest were just late.
-            self.misses.store(0, Ordering::Relaxed);
-        }
-        found
     }
 
     /// What the logger knows about every decoded record of the batch, in batch order.
     async fn enrich(&self, batch: &[(&Record, Incoming)]) -> Vec<Enrichment> {
-        let waiting: Vec<(&Record, &Incoming)> = batch
+        let awaited: Vec<Awaited<'_>> = batch
             .iter()
             .filter(|(_, incoming)| incoming.has_seq())
-            .map(|(record, incoming)| (*record, incoming))
+            .map(|(record, incoming)| Awaited {
+                event_id: incoming.event_id(),
+                topic: &record.topic,
+                partition: record.partition,
+                offset: record.offset,
+            })
             .collect();
-        let sequenced = self.wait_for_seqs(waiting).await;
+        let sequenced = self.seqs.wait(&awaited).await;
         let keys: Vec<&str> = batch
             .iter()
             .filter(|(_, incoming)| {

@@ -21,9 +21,14 @@ pub struct Metrics {
     /// `caas_gateway_fanout_latency_seconds{event}`: from the record's Kafka timestamp to its
     /// emit.
     pub fanout_latency: HistogramVec,
-    /// `caas_gateway_seq_lookups_total{outcome}`: `found`, `skipped` (the logger passed the
-    /// record without a seq), `missing` (the wait ran out) or `error`.
+    /// `caas_gateway_seq_lookups_total{outcome}`, once per awaited event: `announced` (the
+    /// logger's Redis announcement brought the seq), `found` (read from MongoDB), `skipped`
+    /// (the logger passed the record without a seq), `missing` (the wait ran out) or `error`
+    /// (MongoDB failed and the wait ran out).
     pub seq_lookups: IntCounterVec,
+    /// `caas_gateway_seq_announcements_total{outcome}`: the logger's announcements heard on
+    /// Redis, `received` or `unreadable`.
+    pub seq_announcements: IntCounterVec,
     /// `caas_gateway_client_events_total{event,outcome}`: operator actions by outcome
     /// (`ok`, `rejected`, `unavailable`).
     pub client_events: IntCounterVec,
@@ -62,6 +67,12 @@ pub fn metrics() -> &'static Metrics {
         seq_lookups: register_int_counter_vec!(
             "caas_gateway_seq_lookups_total",
             "lookups of the logger-assigned conversation seq, by outcome",
+            &["outcome"]
+        )
+        .expect("metric registers once"),
+        seq_announcements: register_int_counter_vec!(
+            "caas_gateway_seq_announcements_total",
+            "announcements of committed seqs heard from the logger on redis, by outcome",
             &["outcome"]
         )
         .expect("metric registers once"),

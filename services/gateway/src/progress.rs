@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use caas_runtime::KafkaSecurity;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -30,16 +31,23 @@ pub struct LoggerProgress {
 type Fetched = HashMap<(String, i32), (i64, Instant)>;
 
 impl LoggerProgress {
-    /// A reader of `group`'s progress (the logger's `CAAS_LOGGER_GROUP_ID`). Connects lazily.
-    pub fn new(bootstrap_servers: &str, group: &str) -> Result<Self, rdkafka::error::KafkaError> {
-        let consumer: BaseConsumer = ClientConfig::new()
+    /// A reader of `group`'s progress (the logger's `CAAS_LOGGER_GROUP_ID`), authenticated like
+    /// the gateway's other Kafka clients. Connects lazily.
+    pub fn new(
+        bootstrap_servers: &str,
+        security: &KafkaSecurity,
+        group: &str,
+    ) -> Result<Self, rdkafka::error::KafkaError> {
+        let mut client = ClientConfig::new();
+        client
             .set("bootstrap.servers", bootstrap_servers)
             .set("group.id", group)
             .set("client.id", "caas-gateway-logger-progress")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("log_level", "3")
-            .create()?;
+            .set("log_level", "3");
+        security.apply(&mut client);
+        let consumer: BaseConsumer = client.create()?;
         Ok(Self {
             consumer: Arc::new(consumer),
             cache: Arc::default(),

@@ -24,7 +24,7 @@ use crate::progress::LoggerProgress;
 use crate::realtime::{self, Adapter};
 use crate::state::{Publisher, Shared};
 use crate::store::Store;
-use crate::{api_limit, http, Config, SERVICE};
+use crate::{api_limit, cors, http, Config, SERVICE};
 
 /// What this service depends on; `/ready` checks each of them.
 pub const DEPENDENCIES: &[Part] = &[Part::Kafka, Part::Registry, Part::Redis, Part::MongoDb];
@@ -49,8 +49,10 @@ pub async fn run(
         );
     }
 
-    let kafka =
-        KafkaConfig::new(config.common.kafka_bootstrap.clone()).with_client_id("caas-gateway");
+    let kafka = KafkaConfig::new(config.common.kafka_bootstrap.clone())
+        .with_client_id("caas-gateway")
+        // Authentication (CAAS_KAFKA_SECURITY_PROTOCOL, CAAS_KAFKA_SASL_*), none by default.
+        .with_properties(config.common.kafka_properties());
     let producer = Producer::new(&kafka).context("cannot create the kafka producer")?;
     let codec = Codec::new(config.common.schema_registry_url.clone())
         .context("cannot create the schema registry client (CAAS_SCHEMA_REGISTRY_URL)")?;
@@ -100,17 +102,20 @@ pub async fn run(
         tail_stop.clone(),
     ));
 
-    // The campaign REST API (lazy clients of its own: a dependency that is down makes its
-    // requests 503, never start-up fail).
-    let campaigns = caas_campaign::ApiState::connect(&config.common)
-        .await
-        .context("cannot create the campaign API's clients")?;
+    // The campaign REST API, on this gateway's own MongoDB client, producer and codec.
+    let campaigns =
+        caas_campaign::ApiState::sharing(store.database().clone(), producer.clone(), codec.clone());
     let app = caas_runtime::ops::router(readiness)
         .merge(api_limit::apply(
             http::router(shared, campaigns),
             &config.api_rate_limit,
         ))
-        .layer(layer);
+        .layer(layer)
+        // Outside the socket.io layer: the parts socketioxide keeps per socket are copies.
+        .layer(axum::middleware::map_request(crate::detach::detach));
+    // Outside the socket.io layer, so a handshake from an origin that is not allowed is
+    // refused before socketioxide sees it.
+    let app = cors::apply(app, &config.allowed_origins);
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("cannot listen on {} (CAAS_GATEWAY_ADDR)", config.http_addr))?;
@@ -120,15 +125,28 @@ pub async fn run(
         service = SERVICE,
         address = %bound,
         group = %config.consumer_group,
+        allowed_origins = %config.allowed_origins.describe(),
         "service started"
     );
 
     let mut consumer_config =
         ConsumerConfig::new(kafka, config.consumer_group.clone(), fanout::TOPICS);
     consumer_config.offset_reset = config.offset_reset;
-    let progress = LoggerProgress::new(&config.common.kafka_bootstrap, &config.logger_group)
-        .context("cannot create the kafka client that reads the logger's progress")?;
-    let handler = FanoutHandler::new(io.clone(), codec, store, progress, config.seq_wait);
+    let progress = LoggerProgress::new(
+        &config.common.kafka_bootstrap,
+        &config.common.kafka_security,
+        &config.logger_group,
+    )
+    .context("cannot create the kafka client that reads the logger's progress")?;
+    let announced = crate::announced::Announced::for_config(&config, shutdown.child_token());
+    let handler = FanoutHandler::new(
+        io.clone(),
+        codec,
+        store,
+        progress,
+        announced,
+        config.seq_wait,
+    );
     let consumer_stop = CancellationToken::new();
     let consumer_done = CancellationToken::new();
     let mut consumer = tokio::spawn({

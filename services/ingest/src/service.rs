@@ -34,8 +34,10 @@ pub async fn run(
     let readiness = Readiness::new(SERVICE);
     probe::register_checks(&readiness, &config.common, DEPENDENCIES);
 
-    let mut kafka =
-        KafkaConfig::new(config.common.kafka_bootstrap.clone()).with_client_id("caas-ingest");
+    let mut kafka = KafkaConfig::new(config.common.kafka_bootstrap.clone())
+        .with_client_id("caas-ingest")
+        // Authentication (CAAS_KAFKA_SECURITY_PROTOCOL, CAAS_KAFKA_SASL_*), none by default.
+        .with_properties(config.common.kafka_properties());
     kafka.send_timeout = config.produce_timeout;
     let producer = Producer::new(&kafka).context("cannot create the kafka producer")?;
     let codec = Codec::new(config.common.schema_registry_url.clone())

@@ -77,6 +77,11 @@ pub struct Config {
     /// maximum age per collection in days, enforced by TTL indexes; 0 keeps forever (defaults
     /// 0, 0, 0 and 7).
     pub retention: Retention,
+    /// `CAAS_LOGGER_ANNOUNCE_PREFIX`: after each committed batch the logger announces the
+    /// `seq`s it assigned on the Redis (`CAAS_REDIS_URL`) channel `<prefix>:<database>`
+    /// (default prefix `caas:logger:sequenced`; the gateway reads the same variable). `off`
+    /// turns announcing off ([`None`]). Best effort: Redis being down never holds a batch up.
+    pub announce_prefix: Option<String>,
 }
 
 fn days(env: &Env, variable: &str, default_days: u64) -> Result<Option<Duration>, ConfigError> {
@@ -192,6 +197,7 @@ impl Config {
             batch_max_wait,
             session_timeout,
             retention,
+            announce_prefix: crate::announce::prefix_from_env(env),
         })
     }
 
@@ -216,6 +222,12 @@ mod tests {
         assert_eq!(config.group_id, "caas-logger");
         assert_eq!(config.batch_max_records, 1000);
         assert_eq!(config.retention, Retention::default());
+        assert_eq!(
+            config.announce_prefix.as_deref(),
+            Some("caas:logger:sequenced")
+        );
+        let off = Env::from_pairs([("CAAS_LOGGER_ANNOUNCE_PREFIX", "off")]);
+        assert_eq!(Config::from_env(&off).unwrap().announce_prefix, None);
     }
 
     #[test]

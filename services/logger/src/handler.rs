@@ -1,5 +1,6 @@
-//! The batch handler: decode each record by its topic, dead-letter what cannot be stored, and
-//! persist the rest of the batch in one transaction.
+//! The batch handler: decode each record by its topic, dead-letter what cannot be stored,
+//! persist the rest of the batch in one transaction and, once it committed, announce the
+//! `seq`s it assigned ([`crate::announce`]).
 
 use caas_runtime::clock::now_millis as now_ms;
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use caas_events::model::{
 use caas_events::{topics, Codec, DecodeError};
 use caas_kafka::{BatchHandler, HandlerError, Record, RecordOutcome};
 
+use crate::announce::Announcer;
 use crate::domain::event::{Incoming, LoggedEvent};
 use crate::metrics::metrics;
 use crate::store::Store;
@@ -84,6 +86,9 @@ pub struct LoggerHandler {
     pub codec: Codec,
     /// Consumed topic → catalogue topic.
     pub topics: TopicMap,
+    /// Tells the gateway which `seq`s each committed batch assigned (best effort, never
+    /// waits).
+    pub announcer: Announcer,
 }
 
 /// Why a record was not turned into an [`Incoming`].
@@ -155,7 +160,7 @@ impl BatchHandler for LoggerHandler {
             return Ok(outcomes);
         }
         let started = Instant::now();
-        let report = self
+        let mut report = self
             .store
             .persist(&incoming, now_ms())
             .await
@@ -167,6 +172,9 @@ impl BatchHandler for LoggerHandler {
                     .inc();
                 HandlerError::retryable(error)
             })?;
+        // Committed: durable first, then the notification (queued; the batch does not wait).
+        self.announcer
+            .announce(std::mem::take(&mut report.announcement));
         metrics()
             .persist_duration
             .observe(started.elapsed().as_secs_f64());

@@ -7,12 +7,15 @@
 //!   machine ([`domain::status`]) and the batch planner ([`domain::plan`]) that assigns the
 //!   per-conversation sequence numbers.
 //! - [`store`]: MongoDB — indexes, retention TTLs, and the one transaction per batch.
-//! - [`handler`]: the `caas-kafka` batch handler (decode, dead-letter, persist).
+//! - [`handler`]: the `caas-kafka` batch handler (decode, dead-letter, persist, announce).
+//! - [`announce`]: after each commit, the `seq`s the batch assigned, on a Redis channel the
+//!   gateway listens to (best effort; `events` stays the authority).
 //! - [`rights`]: export and erasure of one customer's data (also `caas-logger export|erase`).
 //! - [`scenario`]: deterministic mixed event streams for tests and load tools.
 //!
 //! The README states the storage contract the gateway builds on.
 
+pub mod announce;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -73,8 +76,10 @@ pub async fn run(
     )
     .await?;
     let codec = Codec::new(config.common.schema_registry_url.clone())?;
-    let kafka =
-        KafkaConfig::new(config.common.kafka_bootstrap.clone()).with_client_id("caas-logger");
+    let kafka = KafkaConfig::new(config.common.kafka_bootstrap.clone())
+        .with_client_id("caas-logger")
+        // Authentication (CAAS_KAFKA_SECURITY_PROTOCOL, CAAS_KAFKA_SASL_*), none by default.
+        .with_properties(config.common.kafka_properties());
     let producer = Producer::new(&kafka)?;
     let grace = config.common.shutdown_grace;
     let worker = tokio::spawn(work(
@@ -117,6 +122,30 @@ pub fn consumer_config(config: &Config, kafka: KafkaConfig) -> (ConsumerConfig, 
     (consumer, batch)
 }
 
+/// The announcer of committed `seq`s, or a disabled one (announcing is optional: the logger
+/// works without Redis).
+fn announcer(config: &Config) -> announce::Announcer {
+    let Some(prefix) = &config.announce_prefix else {
+        tracing::info!("CAAS_LOGGER_ANNOUNCE_PREFIX is off: not announcing committed seqs");
+        return announce::Announcer::disabled();
+    };
+    let channel = announce::channel(prefix, &config.common.mongodb_database);
+    match announce::Announcer::start(config.common.redis_url.expose(), channel.clone()) {
+        Ok(announcer) => {
+            tracing::info!(channel, "announcing committed seqs on redis");
+            announcer
+        }
+        Err(error) => {
+            tracing::error!(
+                variable = "CAAS_REDIS_URL",
+                error = %error,
+                "invalid redis url: not announcing committed seqs (the gateway falls back to polling mongodb)"
+            );
+            announce::Announcer::disabled()
+        }
+    }
+}
+
 async fn work(
     config: Config,
     kafka: KafkaConfig,
@@ -142,6 +171,7 @@ async fn work(
         store,
         codec,
         topics: handler::TopicMap::new(&config.topic_prefix, &config.topics),
+        announcer: announcer(&config),
     });
     let (consumer, batch) = consumer_config(&config, kafka);
     loop {

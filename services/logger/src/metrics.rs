@@ -18,6 +18,10 @@ pub struct LoggerMetrics {
     pub batch_failures: IntCounterVec,
     /// `caas_logger_persist_duration_seconds`: one batch transaction, load to commit.
     pub persist_duration: Histogram,
+    /// `caas_logger_announcements_total{outcome}`: announcements of committed seqs on Redis
+    /// (see [`crate::announce`]): `published`, `failed` (Redis refused or did not answer) or
+    /// `dropped` (the publisher's queue was full).
+    pub announcements: IntCounterVec,
 }
 
 /// The metrics, registered on first use.
@@ -47,6 +51,12 @@ pub fn metrics() -> &'static LoggerMetrics {
             vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
         )
         .expect("register caas_logger_persist_duration_seconds"),
+        announcements: register_int_counter_vec!(
+            "caas_logger_announcements_total",
+            "Announcements of committed seqs on Redis, by outcome: published, failed, dropped.",
+            &["outcome"]
+        )
+        .expect("register caas_logger_announcements_total"),
     });
     &METRICS
 }

@@ -27,6 +27,7 @@ use mongodb::options::{ClientOptions, ReadConcern, WriteConcern};
 use mongodb::{Client, ClientSession, Database};
 use serde::Serialize;
 
+use crate::announce::Announcement;
 use crate::config::Retention;
 use crate::domain::docs::{
     ConversationDoc, MessageDoc, OrphanStatusDoc, CONVERSATIONS, EVENTS, MESSAGES, ORPHAN_STATUSES,
@@ -51,7 +52,7 @@ const MAX_STATEMENTS: usize = 1000;
 const RETENTION_INDEX: &str = "retention";
 
 /// What one persisted batch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PersistReport {
     /// Events inserted.
     pub stored: usize,
@@ -63,6 +64,8 @@ pub struct PersistReport {
     pub conversations: usize,
     /// Messages written.
     pub messages: usize,
+    /// What the committed batch announces: its inserted events that have a `seq`.
+    pub announcement: Announcement,
 }
 
 /// The logger's database.
@@ -305,6 +308,7 @@ impl Store {
             erased: plan.erased,
             conversations: plan.conversations.len(),
             messages: plan.messages.len(),
+            announcement: Announcement::of_inserted(&plan.events),
         })
     }
 

@@ -7,9 +7,8 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use caas_logger::scenario::{self, ScenarioConfig};
 use common::*;
 use futures::TryStreamExt;
 use mongodb::bson::{doc, Document};
@@ -34,19 +33,7 @@ fn spawn_logger(world: &World) -> tokio::process::Child {
 async fn a_logger_killed_mid_stream_stores_every_event_exactly_once_after_a_restart() {
     let world = World::new();
     world.create_topics().await;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let scenario = scenario::generate(&ScenarioConfig {
-        tenant_id: world.tenant.clone(),
-        run_id: world.prefix.trim_end_matches('.').to_string(),
-        conversations: 60,
-        inbound_per_conversation: 8,
-        outbound_per_conversation: 8,
-        seed: 20_260_101,
-        start_ms: now,
-    });
+    let scenario = world.scenario(60, 8, 8, 20_260_101);
     let expected = &scenario.expected;
     let total = expected.event_ids.len() as u64;
     assert!(total > 2000, "thousands of events: {total}");

@@ -3,13 +3,10 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use caas_events::topics;
 use caas_kafka::dlq::headers;
 use caas_kafka::{dlq_topic, OutboundRecord};
 use caas_logger::domain::event::LoggedEvent;
-use caas_logger::scenario::{self, ScenarioConfig};
 use common::*;
 use mongodb::bson::doc;
 
@@ -23,19 +20,7 @@ async fn poison_records_go_to_the_dlq_with_a_reason_and_later_records_are_stored
     let codec = codec();
     let inbound_topic = world.topic(topics::INBOUND_MESSAGES);
     let key = format!("{}:whatsapp:4900", world.tenant);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let scenario = scenario::generate(&ScenarioConfig {
-        tenant_id: world.tenant.clone(),
-        run_id: world.prefix.trim_end_matches('.').to_string(),
-        conversations: 1,
-        inbound_per_conversation: 3,
-        outbound_per_conversation: 2,
-        seed: 3,
-        start_ms: now,
-    });
+    let scenario = world.scenario(1, 3, 2, 3);
     // A valid record whose key belongs to another tenant breaks the contract.
     let mut foreign = scenario
         .events

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use caas_events::keys::{campaign_key, deterministic_event_id};
 use caas_events::model::{
@@ -14,7 +13,6 @@ use caas_events::model::{
 };
 use caas_logger::domain::event::LoggedEvent;
 use caas_logger::rights::{self, Customer, ExportLine, INGEST_DEDUPE_PREFIX};
-use caas_logger::scenario::{self, ScenarioConfig};
 use common::*;
 use mongodb::bson::doc;
 use redis::AsyncCommands;
@@ -55,19 +53,8 @@ async fn export_is_complete_and_exclusive_and_erasure_is_total_and_sticks() {
     let world = World::new();
     world.create_topics().await;
     let (_, shutdown, task) = start_in_process(world.config(200)).await;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let scenario = scenario::generate(&ScenarioConfig {
-        tenant_id: world.tenant.clone(),
-        run_id: world.prefix.trim_end_matches('.').to_string(),
-        conversations: 3,
-        inbound_per_conversation: 4,
-        outbound_per_conversation: 3,
-        seed: 11,
-        start_ms: now,
-    });
+    let now = caas_runtime::clock::now_millis();
+    let scenario = world.scenario(3, 4, 3, 11);
     let customers: Vec<(String, String)> = scenario
         .expected
         .customers

@@ -56,8 +56,10 @@ pub async fn run(
     tracing::info!(service = SERVICE, address = %bound, "service started");
 
     let codec = Codec::new(config.common.schema_registry_url.clone())?;
-    let kafka =
-        KafkaConfig::new(config.common.kafka_bootstrap.clone()).with_client_id("caas-presence");
+    let kafka = KafkaConfig::new(config.common.kafka_bootstrap.clone())
+        .with_client_id("caas-presence")
+        // Authentication (CAAS_KAFKA_SECURITY_PROTOCOL, CAAS_KAFKA_SASL_*), none by default.
+        .with_properties(config.common.kafka_properties());
     let producer = Producer::new(&kafka)?;
     let grace = config.common.shutdown_grace;
     let worker = tokio::spawn(work(

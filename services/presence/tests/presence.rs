@@ -48,25 +48,34 @@ struct World {
     reader: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// The test's own copies of the topics presence reads and writes.
+fn topic_names(prefix: &str) -> Vec<String> {
+    [
+        topics::PRESENCE_EVENTS.to_string(),
+        dlq_topic(topics::PRESENCE_EVENTS),
+        topics::INBOUND_STATUSES.to_string(),
+        dlq_topic(topics::INBOUND_STATUSES),
+        topics::PRESENCE_UPDATES.to_string(),
+    ]
+    .iter()
+    .map(|topic| format!("{prefix}{topic}"))
+    .collect()
+}
+
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap()
+}
+
 impl World {
     async fn start() -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let prefix = format!("test-{}.", &id[..12]);
         let bootstrap = var("CAAS_KAFKA_BOOTSTRAP", "127.0.0.1:9092");
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()
-            .unwrap();
-        let names: Vec<String> = [
-            topics::PRESENCE_EVENTS.to_string(),
-            dlq_topic(topics::PRESENCE_EVENTS),
-            topics::INBOUND_STATUSES.to_string(),
-            dlq_topic(topics::INBOUND_STATUSES),
-            topics::PRESENCE_UPDATES.to_string(),
-        ]
-        .iter()
-        .map(|topic| format!("{prefix}{topic}"))
-        .collect();
+        let admin = admin(&bootstrap);
+        let names = topic_names(&prefix);
         let new_topics: Vec<NewTopic<'_>> = names
             .iter()
             .map(|name| NewTopic::new(name, 3, TopicReplication::Fixed(1)))
@@ -190,23 +199,8 @@ impl World {
         if let Some(reader) = self.reader.take() {
             reader.abort();
         }
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set(
-                "bootstrap.servers",
-                var("CAAS_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-            )
-            .create()
-            .unwrap();
-        let names: Vec<String> = [
-            topics::PRESENCE_EVENTS.to_string(),
-            dlq_topic(topics::PRESENCE_EVENTS),
-            topics::INBOUND_STATUSES.to_string(),
-            dlq_topic(topics::INBOUND_STATUSES),
-            topics::PRESENCE_UPDATES.to_string(),
-        ]
-        .iter()
-        .map(|topic| format!("{}{topic}", self.prefix))
-        .collect();
+        let admin = admin(&var("CAAS_KAFKA_BOOTSTRAP", "127.0.0.1:9092"));
+        let names = topic_names(&self.prefix);
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let _ = admin.delete_topics(&refs, &AdminOptions::new()).await;
     }

@@ -116,8 +116,10 @@ async fn workers(config: Config, stop: CancellationToken) -> anyhow::Result<()> 
         });
     }
     let codec = Codec::new(config.common.schema_registry_url.clone())?;
-    let kafka =
-        KafkaConfig::new(config.common.kafka_bootstrap.clone()).with_client_id("caas-sender");
+    let kafka = KafkaConfig::new(config.common.kafka_bootstrap.clone())
+        .with_client_id("caas-sender")
+        // Authentication (CAAS_KAFKA_SECURITY_PROTOCOL, CAAS_KAFKA_SASL_*), none by default.
+        .with_properties(config.common.kafka_properties());
     let producer = Producer::new(&kafka)?;
     let instance_id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     tracing::info!(instance = %instance_id, "sender instance");

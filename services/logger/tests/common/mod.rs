@@ -122,6 +122,25 @@ impl World {
         .expect("test configuration")
     }
 
+    /// A deterministic scenario of this world's tenant, starting now.
+    pub fn scenario(
+        &self,
+        conversations: usize,
+        inbound_per_conversation: usize,
+        outbound_per_conversation: usize,
+        seed: u64,
+    ) -> scenario::Scenario {
+        scenario::generate(&scenario::ScenarioConfig {
+            tenant_id: self.tenant.clone(),
+            run_id: self.prefix.trim_end_matches('.').to_string(),
+            conversations,
+            inbound_per_conversation,
+            outbound_per_conversation,
+            seed,
+            start_ms: caas_runtime::clock::now_millis(),
+        })
+    }
+
     pub fn topic(&self, canonical: &str) -> String {
         format!("{}{canonical}", self.prefix)
     }
