@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,6 +65,8 @@ FULL = dict(
     idle_sockets=10000,
     drain_backlog=500_000, drain_timeout=420.0,
     bot_count=30, bot_rate=3.0, bot_wait=20, listen_after=5,
+    # The stack's sender allows 20 sends/s per number (CAAS_SENDER_RATE_PER_SECOND).
+    campaign_recipients=600, campaign_rate=15.0,
 )
 PROFILES = {
     "full": FULL,
@@ -73,6 +76,7 @@ PROFILES = {
         kafka_records=50_000, e2e_operators=200, e2e_rates=[50], e2e_warmup=1.0, e2e_duration=3.0,
         fanout=[(500, 10, 1)], fanout_warmup=1.0, fanout_duration=3.0, idle_sockets=1000,
         drain_backlog=20_000, drain_timeout=60.0, bot_count=5, bot_rate=2.0, bot_wait=15, listen_after=4,
+        campaign_recipients=150, campaign_rate=15.0,
     )},
     # make test: only that every figure is produced (debug builds, a handful of sockets).
     "tiny": {**FULL, **dict(
@@ -80,6 +84,7 @@ PROFILES = {
         ingest_open_duration=1.0, kafka_records=2_000, e2e_operators=10, e2e_rates=[10], e2e_warmup=0.5,
         e2e_duration=1.5, fanout=[(20, 5, 1)], fanout_warmup=0.5, fanout_duration=1.5, idle_sockets=20,
         drain_backlog=500, drain_timeout=20.0, bot_count=2, bot_rate=2.0, bot_wait=10, listen_after=2,
+        campaign_recipients=10, campaign_rate=5.0,
     )},
 }
 
@@ -515,7 +520,7 @@ def drop_database(name):
     try:
         import pymongo
         client = pymongo.MongoClient(STACK_ENV.get("CAAS_MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true"),
-                                     serverSelectionTimeoutMS=5000)
+                                     serverSelectionTimeoutMS=5000, socketTimeoutMS=60000)
         client.drop_database(name)
         client.close()
     except Exception as error:
@@ -599,6 +604,77 @@ def scenario_drain(profile, build, runs, results, processes):
     kafka["parsed"] = parse_consumer_perf(kafka["stdout"])
     out["kafka"] = {"topic": biggest, "parsed": kafka["parsed"], "command": kafka["command"]}
     results["drain"] = out
+
+
+def http_json(method, url, token, body=None, content_type="application/json"):
+    data = None
+    if body is not None:
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "Authorization": f"Bearer {token}", "Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read().decode() or "null")
+
+
+def scenario_campaign(profile, build, runs, results):
+    """A campaign to `campaign_recipients` new numbers at `campaign_rate`/s through the stack's
+    gateway API, campaign service, sender and the provider simulator; the rate is read from the
+    recipients' `sent_at` (when the provider accepted each send)."""
+    count, rate = profile["campaign_recipients"], profile["campaign_rate"]
+    stamp = int(time.time()) % 100_000
+    numbers = [f"+4917{stamp:05d}{index:05d}" for index in range(count)]
+    token = subprocess.run([binary("caasctl", build), "token", "--tenant", "demo", "--sub", "bench",
+                            "--role", "admin"], capture_output=True, text=True, check=True,
+                           env={**os.environ, **STACK_ENV}).stdout.strip()
+    api = "http://127.0.0.1:3000/api/v1"
+    csv = "phone,first_name\n" + "".join(f"{number},Bench{index}\n" for index, number in enumerate(numbers))
+    upload = http_json("POST", f"{api}/audiences", token, csv, "text/csv")
+    campaign_id = f"bench-{stamp}"
+    body = {"campaign_id": campaign_id, "name": f"bench {campaign_id}", "channel": "whatsapp",
+            "business_id": "100000000000001",
+            "template": {"name": "spring_sale", "language": "en",
+                         "parameters": [{"component": "body", "text": "{{first_name}}"}]},
+            "audience_id": upload["audience_id"], "rate_per_second": rate, "timezone": "Europe/Berlin"}
+    command = (f"POST {api}/campaigns {json.dumps(body)} (audience: {count} numbers uploaded as CSV to "
+               f"{api}/audiences), then GET {api}/campaigns/{campaign_id}/recipients (sent_at)")
+    log(f"campaign: {count} recipients at {rate}/s")
+    before = machine_conditions()
+    http_json("POST", f"{api}/campaigns", token, body)
+    deadline = time.time() + count / rate + 90
+    campaign = {}
+    while time.time() < deadline:
+        try:
+            campaign = http_json("GET", f"{api}/campaigns/{campaign_id}", token)
+        except urllib.error.HTTPError as error:
+            if error.code != 404:  # 404: the create command is not consumed yet
+                raise
+            time.sleep(1.0)
+            continue
+        if campaign.get("state") == "completed" and (campaign.get("counts") or {}).get("queued") == 0:
+            break
+        time.sleep(1.0)
+    recipients, after = [], None
+    while True:
+        page = http_json("GET", f"{api}/campaigns/{campaign_id}/recipients?limit=1000"
+                         + (f"&after={after}" if after is not None else ""), token)
+        items = page.get("recipients") or []
+        recipients += items
+        after = page.get("next_after")
+        if not items or after is None:
+            break
+    sent = [r for r in recipients if isinstance(r.get("sent_at"), int)]
+    times = sorted(r["sent_at"] for r in sent)
+    worst, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= 1000:
+            start += 1
+        worst = max(worst, end - start + 1)
+    achieved = (len(times) - 1) / ((times[-1] - times[0]) / 1000) if len(times) > 1 and times[-1] > times[0] else None
+    result = {"command": command, "recipients": count, "configured_rate": rate, "state": campaign.get("state"),
+              "counts": campaign.get("counts"), "sent": len(sent), "achieved_rate": achieved,
+              "max_in_any_second": worst, "machine_before": before, "machine_after": machine_conditions()}
+    (runs / "campaign-rate.json").write_text(json.dumps(result, indent=1))
+    results["campaign"] = result
 
 
 def scenario_bot(profile, build, runs, results):
@@ -764,6 +840,15 @@ def write_report(out_dir, profile_name, profile, results, conditions, notes):
         rows.append([f"chatbot: inbound → bot reply at the simulator, {bot['rate']} new customers/s: p50 / p99 (ms)",
                      f"{fmt(latency.get('p50'))} / {fmt(latency.get('p99'))} ({bot['replied']}/{bot['sent']} replied) {cite(bot['command'])}",
                      "n/a", "", "", ""])
+    campaign = results.get("campaign")
+    if campaign:
+        rows.append([f"campaign: {campaign['recipients']} recipients at a configured {fmt(campaign['configured_rate'])}/s: "
+                     "achieved rate, most sends in any second, each sent once",
+                     f"{fmt(campaign['achieved_rate'])}/s, max {campaign['max_in_any_second']} in a second, "
+                     f"{campaign['sent']}/{campaign['recipients']} sent (state {campaign['state']}, counts "
+                     f"{json.dumps(campaign['counts'])}) {cite(campaign['command'])}",
+                     "n/a", f"configured {fmt(campaign['configured_rate'])}/s", "",
+                     ratio(campaign["achieved_rate"], campaign["configured_rate"]) + " of the configured rate"])
 
     lines += ["| scenario | ours | peer (Node.js) | limit | ours vs peer | ours vs limit |",
               "|---|---|---|---|---|---|"]
@@ -829,22 +914,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
     parser.add_argument("--out", help="results folder (default load-tests/results/<timestamp>)")
-    parser.add_argument("--only", help="comma-separated scenarios: ingest,e2e,fanout,connections,drain,bot")
+    parser.add_argument("--only", help="comma-separated scenarios: bot,campaign,ingest,e2e,fanout,connections,drain")
     parser.add_argument("--build", choices=("release", "debug"), help="binaries to test (default per profile)")
     parser.add_argument("--no-build", action="store_true", help="use the binaries already built")
     parser.add_argument("--source", metavar="REV",
                         help="build what is tested from this git revision (git archive into "
                              "~/.cache/caas/bench-src) rather than the working tree, e.g. while "
                              "others have uncommitted changes in it")
+    parser.add_argument("--add-to", metavar="DIR",
+                        help="run the --only scenarios and add their figures to an earlier run's results "
+                             "folder (its results.json and report.md are rewritten)")
     parser.add_argument("--keep-stack-running", action="store_true",
                         help="do not pause the stack's own services while measuring (figures are then noisier)")
     parser.add_argument("--check", action="store_true", help="exit 1 unless every scenario produced figures")
     args = parser.parse_args()
     profile = PROFILES[args.profile]
     build = args.build or profile["build"]
-    scenarios = (args.only or "bot,ingest,e2e,fanout,connections,drain").split(",")
+    scenarios = (args.only or "bot,campaign,ingest,e2e,fanout,connections,drain").split(",")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    out_dir = Path(args.out) if args.out else HERE / "results" / stamp
+    out_dir = Path(args.add_to or args.out or HERE / "results" / stamp)
     runs = out_dir / "runs"
     logs = out_dir / "logs"
     runs.mkdir(parents=True, exist_ok=True)
@@ -869,6 +957,14 @@ def main():
     install_peers()
 
     conditions = {"start": machine_conditions()}
+    earlier = {}
+    if args.add_to:
+        earlier = json.loads((out_dir / "results.json").read_text())
+        # JSON made the ingest runs' integer keys (50, 80 % of max) strings.
+        for entries in (earlier.get("ingest") or {}).get("runs", {}).values():
+            for entry in entries:
+                entry["open"] = {int(share): run for share, run in entry["open"].items()}
+        conditions = {**earlier.pop("conditions", {}), f"start of the added {args.only}": machine_conditions()}
     source = f"commit {revision}" if args.source else f"the working tree at {revision} (plus uncommitted changes)"
     notes = [
         f"- built from {source}.",
@@ -888,7 +984,7 @@ def main():
         "seconds are in each run's JSON (`loadgen.cpu_seconds`).",
     ]
     processes = Processes(logs)
-    results = {}
+    results = dict(earlier)
     pause = StackPause()
     try:
         processes.start("ceiling", [binary("caas-load", build), "serve-ok", "--addr", f"127.0.0.1:{PORT_CEILING}"])
@@ -897,7 +993,7 @@ def main():
         time.sleep(3)  # consumer groups settle
         for scenario in scenarios:
             began = time.time()
-            if scenario != "bot" and not pause.paused and not args.keep_stack_running:
+            if scenario not in ("bot", "campaign") and not pause.paused and not args.keep_stack_running:
                 pause.pause()
             try:
                 if scenario == "ingest":
@@ -912,6 +1008,9 @@ def main():
                     scenario_drain(profile, build, runs, results, processes)
                 elif scenario == "bot":
                     scenario_bot(profile, build, runs, results)
+                elif scenario == "campaign":
+                    scenario_campaign(profile, build, runs, results)
+                results.get("failures", {}).pop(scenario, None)
             except Exception as error:  # one scenario failing must not lose the others' figures
                 log(f"{scenario} failed: {error}")
                 results.setdefault("failures", {})[scenario] = str(error)
@@ -920,7 +1019,7 @@ def main():
         processes.stop_all()
         pause.resume()
         drop_database(bench_database(stamp))
-    (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    (out_dir / "results.json").write_text(json.dumps({**results, "conditions": conditions}, indent=1, default=str))
     rows = write_report(out_dir, args.profile, profile, results, conditions,
                         notes + [f"- failed: {k}: {v}" for k, v in results.get("failures", {}).items()])
     log(f"report: {out_dir / 'report.md'}")

@@ -37,8 +37,8 @@ pub struct FleetConfig {
     pub sockets: usize,
     /// Conversation keys; socket `i` joins `rooms[i % len]` (none: idle sockets).
     pub rooms: Vec<String>,
-    /// Take the joined conversation over from the bot (`conversation.handoff`), so the chatbot
-    /// stays silent while we load the conversation.
+    /// Take each joined conversation over from the bot (`conversation.handoff`, by the first
+    /// socket of each room), so the chatbot stays silent while we load the conversation.
     pub handoff: bool,
     /// Handshakes in progress at once.
     pub connect_concurrency: usize,
@@ -209,7 +209,10 @@ async fn open(config: &FleetConfig, index: usize) -> Result<Stream, String> {
         json!({ "conversation_key": room }),
     )
     .await?;
-    if config.handoff {
+    // One operator per room takes the conversation over (enough to keep the bot silent). Every
+    // handoff is an event fanned out to the whole room: 10,000 sockets each handing off the same
+    // conversation would emit 10,000 updates to up to 10,000 sockets before the first message.
+    if config.handoff && index < config.rooms.len() {
         let answer = call(
             &mut stream,
             2,
