@@ -11,9 +11,15 @@
 use axum::extract::{OriginalUri, Request};
 use axum::http::{HeaderMap, HeaderValue, Uri};
 
+use crate::cors::SOCKET_IO_PATH;
+
 /// The request with its URI (and axum's copy of it) and header values copied out of the
-/// connection's read buffer.
+/// connection's read buffer. Only socket.io requests are copied: a REST request's parts die
+/// with the request, so copying them would be work for nothing.
 pub async fn detach(request: Request) -> Request {
+    if !request.uri().path().starts_with(SOCKET_IO_PATH) {
+        return request;
+    }
     let (mut parts, body) = request.into_parts();
     parts.uri = owned_uri(&parts.uri);
     parts.headers = owned_headers(&parts.headers);
@@ -71,5 +77,15 @@ mod tests {
             !inside(detached.headers()["x-sliced"].as_bytes().as_ptr()),
             "the header value still points into the read buffer"
         );
+
+        // A REST request is passed on as it is.
+        let mut rest = Request::builder()
+            .uri("/api/v1/conversations")
+            .body(Body::empty())
+            .expect("a request");
+        let value = HeaderValue::from_maybe_shared(buffer.slice(8..16)).expect("valid value");
+        rest.headers_mut().insert("x-sliced", value);
+        let passed = detach(rest).await;
+        assert!(inside(passed.headers()["x-sliced"].as_bytes().as_ptr()));
     }
 }
