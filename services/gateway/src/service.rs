@@ -79,8 +79,9 @@ pub async fn run(
     let (layer, io) = SocketIo::builder()
         .with_state(shared.clone())
         // Operators' messages are small; a small read buffer per socket keeps memory flat
-        // with many connections (older tungstenite defaults gave each socket 128 KiB).
-        .ws_read_buffer_size(4 * 1024)
+        // with many connections (older tungstenite defaults gave each socket 128 KiB). It is
+        // only the initial capacity: tungstenite grows it for a larger frame.
+        .ws_read_buffer_size(1024)
         .max_payload(64 * 1024)
         // Packets queued per socket before emits to it fail; a burst beyond it is caught up
         // by seq.

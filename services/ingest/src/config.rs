@@ -40,6 +40,10 @@ pub struct Config {
     /// `CAAS_INGEST_PRODUCE_TIMEOUT_MS`: how long Kafka may take to acknowledge the events of a
     /// webhook before it is answered 503 (default 5000).
     pub produce_timeout: Duration,
+    /// `CAAS_INGEST_PRODUCE_LINGER_MS`: how long the producer collects records into one batch
+    /// (`linger.ms`, default 1). The provider waits for the acknowledgement, so latency wins over
+    /// larger batches; under load batches fill up anyway while a request is in flight.
+    pub produce_linger: Duration,
     /// `CAAS_INGEST_DEDUPE_TTL_SECS`: how long an event id is remembered in Redis after it was
     /// produced, so a provider's retry is not produced again (default 86400, one day; later
     /// retries are de-duplicated downstream by event id).
@@ -76,6 +80,15 @@ impl Config {
                 expected: "at least 100 milliseconds".to_string(),
             });
         }
+        let produce_linger = env.millis("CAAS_INGEST_PRODUCE_LINGER_MS", 1)?;
+        if produce_linger >= produce_timeout {
+            return Err(ConfigError::Invalid {
+                variable: "CAAS_INGEST_PRODUCE_LINGER_MS".to_string(),
+                value: produce_linger.as_millis().to_string(),
+                reason: "records would time out while the producer collects them".to_string(),
+                expected: "fewer milliseconds than CAAS_INGEST_PRODUCE_TIMEOUT_MS".to_string(),
+            });
+        }
         let dedupe_ttl_seconds = env.parse::<u64>(
             "CAAS_INGEST_DEDUPE_TTL_SECS",
             86_400,
@@ -109,6 +122,7 @@ impl Config {
             whatsapp_verify_token: env.secret("CAAS_WHATSAPP_VERIFY_TOKEN", "")?,
             rbm_client_token: env.secret("CAAS_RBM_CLIENT_TOKEN", "")?,
             produce_timeout,
+            produce_linger,
             dedupe_ttl: Duration::from_secs(dedupe_ttl_seconds),
             max_body_bytes,
             rate_per_source,
@@ -131,6 +145,7 @@ mod tests {
         );
         assert_eq!(config.tenants.by_agent_id("demo-agent"), Some("demo"));
         assert_eq!(config.produce_timeout, Duration::from_secs(5));
+        assert_eq!(config.produce_linger, Duration::from_millis(1));
         assert_eq!(config.max_body_bytes, 3 * 1024 * 1024);
         assert_eq!(config.whatsapp_app_secret.expose(), "");
     }
@@ -141,6 +156,8 @@ mod tests {
             ("CAAS_INGEST_TENANTS", "demo:sms=1"),
             ("CAAS_INGEST_PRODUCE_TIMEOUT_MS", "soon"),
             ("CAAS_INGEST_PRODUCE_TIMEOUT_MS", "5"),
+            ("CAAS_INGEST_PRODUCE_LINGER_MS", "5000"),
+            ("CAAS_INGEST_PRODUCE_LINGER_MS", "later"),
             ("CAAS_INGEST_DEDUPE_TTL_SECS", "0"),
             ("CAAS_INGEST_MAX_BODY_BYTES", "3MB"),
             ("CAAS_INGEST_RATE_PER_SOURCE", "fast"),

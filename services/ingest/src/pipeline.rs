@@ -8,8 +8,10 @@
 //! 1. **claim**: atomically create `claim:<token>` (short TTL) unless a record exists. A `done`
 //!    record means the event is already on Kafka: counted as a duplicate, not produced.
 //! 2. **produce** every claimed event of the request concurrently and wait for all acks.
-//! 3. on ack, **mark** the id `done` (long TTL); on failure, **release** our claim (only ours)
-//!    so the provider's retry can claim it at once, and answer 503.
+//! 3. on ack, **mark** the id `done` (long TTL) in the background, so the webhook is answered
+//!    without waiting for Redis (the marks still pending are awaited on shutdown:
+//!    [`Pipeline::settled`]); on failure, **release** our claim (only ours) before answering
+//!    503, so the provider's retry can claim it at once.
 //! 4. ids claimed by a concurrent request (the provider posted the same webhook twice at
 //!    once) are **waited for**: polled until `done` (then they count as delivered), or until
 //!    the claim disappears (the other request failed: we claim and produce them ourselves).
@@ -22,7 +24,8 @@
 //! Kafka carries the same deterministic `event_id` and consumers are idempotent on it, whereas
 //! refusing the webhook would delay every customer message until Redis is back. A crash between
 //! the ack and the `done` mark leaves a claim that expires after its TTL; a retry after that
-//! produces again (same event id: harmless downstream).
+//! produces again (same event id: harmless downstream). A concurrent duplicate that arrives
+//! between our answer and our mark finds our claim and waits the few milliseconds until `done`.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -137,6 +140,8 @@ pub struct Pipeline<S, D> {
     sink: S,
     dedupe: D,
     settings: DedupeSettings,
+    /// The `done` marks written after answering.
+    marks: tokio_util::task::TaskTracker,
 }
 
 /// Whether we hold a claim on an event we produce (none when Redis is unavailable).
@@ -153,7 +158,16 @@ impl<S: EventSink, D: DedupeStore> Pipeline<S, D> {
             sink,
             dedupe,
             settings,
+            marks: tokio_util::task::TaskTracker::new(),
         }
+    }
+
+    /// Wait until every `done` mark written after answering has been written (or failed): on
+    /// shutdown, so a provider's retry after a restart finds them.
+    pub async fn settled(&self) {
+        self.marks.close();
+        self.marks.wait().await;
+        self.marks.reopen();
     }
 
     /// The sink (tests look at what was produced).
@@ -239,32 +253,37 @@ impl<S: EventSink, D: DedupeStore> Pipeline<S, D> {
             .produce_duration
             .with_label_values(&[provider])
             .observe(started.elapsed().as_secs_f64());
-        let settle = to_produce
-            .iter()
-            .zip(&results)
-            .filter(|((_, claimed), _)| *claimed == Claimed::Yes)
-            .map(|((event, _), result)| async move {
-                let (operation, outcome) = match result {
-                    Ok(()) => (
-                        "mark_done",
-                        self.dedupe
-                            .mark_done(event.event_id(), self.settings.done_ttl)
-                            .await,
-                    ),
-                    Err(_) => (
-                        "release",
-                        self.dedupe.release(event.event_id(), token).await,
-                    ),
-                };
-                if let Err(error) = outcome {
-                    metrics()
-                        .dedupe_errors
-                        .with_label_values(&[operation])
-                        .inc();
-                    tracing::warn!(operation, error = %error, "de-duplication record not updated");
+        // Marks are written after answering; releases before, so the retry finds the id free.
+        let mut done = Vec::new();
+        let mut releases = Vec::new();
+        for ((event, claimed), result) in to_produce.iter().zip(&results) {
+            if *claimed == Claimed::Yes {
+                match result {
+                    Ok(()) => done.push(event.event_id().to_string()),
+                    Err(_) => releases.push(event.event_id()),
+                }
+            }
+        }
+        if !done.is_empty() {
+            let dedupe = self.dedupe.clone();
+            let ttl = self.settings.done_ttl;
+            self.marks.spawn(async move {
+                let marks = done.iter().map(|event_id| dedupe.mark_done(event_id, ttl));
+                for outcome in futures::future::join_all(marks).await {
+                    if let Err(error) = outcome {
+                        settle_failed("mark_done", &error);
+                    }
                 }
             });
-        futures::future::join_all(settle).await;
+        }
+        let released = releases
+            .iter()
+            .map(|event_id| self.dedupe.release(event_id, token));
+        for outcome in futures::future::join_all(released).await {
+            if let Err(error) = outcome {
+                settle_failed("release", &error);
+            }
+        }
         let attempted = results.len();
         let mut produced = 0;
         let mut failures = Vec::new();
@@ -290,6 +309,14 @@ impl<S: EventSink, D: DedupeStore> Pipeline<S, D> {
             }),
         }
     }
+}
+
+fn settle_failed(operation: &'static str, error: &crate::dedupe::DedupeError) {
+    metrics()
+        .dedupe_errors
+        .with_label_values(&[operation])
+        .inc();
+    tracing::warn!(operation, error = %error, "de-duplication record not updated");
 }
 
 #[cfg(test)]
@@ -444,6 +471,7 @@ mod tests {
             .store(false, std::sync::atomic::Ordering::SeqCst);
         let retry = pipeline.deliver("whatsapp", &events, &root).await.unwrap();
         assert_eq!(retry.produced, 1);
+        pipeline.settled().await;
         assert_eq!(dedupe.record("a").as_deref(), Some("done"));
     }
 

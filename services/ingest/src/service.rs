@@ -39,6 +39,7 @@ pub async fn run(
         // Authentication (CAAS_KAFKA_SECURITY_PROTOCOL, CAAS_KAFKA_SASL_*), none by default.
         .with_properties(config.common.kafka_properties());
     kafka.send_timeout = config.produce_timeout;
+    kafka.linger = config.produce_linger;
     let producer = Producer::new(&kafka).context("cannot create the kafka producer")?;
     let codec = Codec::new(config.common.schema_registry_url.clone())
         .context("cannot create the schema registry client")?;
@@ -72,7 +73,7 @@ pub async fn run(
             );
         }
     }
-    let mut webhook_routes = http::router(state, config.max_body_bytes);
+    let mut webhook_routes = http::router(Arc::clone(&state), config.max_body_bytes);
     if let Some(limiter) = ratelimit::source_limiter(
         config.rate_per_source,
         config.rate_burst_per_source,
@@ -120,6 +121,8 @@ pub async fn run(
             "in-flight webhooks did not finish within the grace period"
         ),
     }
+    // The de-dup marks of answered webhooks (each call is bounded by the store's timeout).
+    state.pipeline.settled().await;
     if let Err(error) = producer.flush(std::time::Duration::from_secs(5)).await {
         tracing::warn!(error = %error, "kafka producer not fully flushed");
     }
