@@ -63,7 +63,7 @@ FULL = dict(
     # (sockets in the room, messages per second, rounds)
     fanout=[(1000, 10, 3), (5000, 4, 1), (10000, 2, 1)], fanout_warmup=2.0, fanout_duration=8.0,
     idle_sockets=10000,
-    drain_backlog=500_000, drain_timeout=300.0,
+    drain_backlog=500_000, drain_timeout=240.0,
     bot_count=30, bot_rate=3.0, bot_wait=20, listen_after=5,
     # The stack's sender allows 20 sends/s per number (CAAS_SENDER_RATE_PER_SECOND).
     campaign_recipients=600, campaign_rate=15.0,
@@ -276,6 +276,10 @@ def start_group_at_end(group, topics):
         raise RuntimeError(f"cannot start {group} at the end: {completed.stderr[-1000:]}")
 
 
+# The bench's own workers (release logger and gateways) of the current generation.
+WORKERS = {"generation": 0, "logger_group": None}
+
+
 def start_ours(processes, build, stamp):
     """Ingest, a logger and two gateways, all release builds, with their own consumer groups and
     database: what is measured is this pipeline, not the stack's debug services."""
@@ -285,7 +289,16 @@ def start_ours(processes, build, stamp):
         # default) would cap the figure. The peer has none either.
         "CAAS_INGEST_RATE_PER_SOURCE": "1000000", "CAAS_INGEST_RATE_BURST_PER_SOURCE": "1000000",
     }))
-    logger_group = f"load-logger-{stamp}"
+    start_workers(processes, build, stamp)
+    wait_http(f"http://127.0.0.1:{PORT_INGEST}/ready", 90)
+
+
+def start_workers(processes, build, stamp):
+    """The logger and the two gateways, in consumer groups of a new generation that start at
+    the end of the topics (so they never work off what an earlier scenario produced)."""
+    WORKERS["generation"] += 1
+    tag = f"{stamp}-{WORKERS['generation']}"
+    logger_group = f"load-logger-{tag}"
     start_group_at_end(logger_group, LOGGER_TOPICS)
     processes.start("logger", [binary("caas-logger", build)], env=service_env({
         "CAAS_LOGGER_GROUP_ID": logger_group,
@@ -295,16 +308,23 @@ def start_ours(processes, build, stamp):
     for port in PORTS_GATEWAY:
         processes.start(f"gateway-{port}", [binary("caas-gateway", build)], env=service_env({
             "CAAS_GATEWAY_ADDR": f"127.0.0.1:{port}",
-            # A group per run: a new group starts at the end of the topics.
-            "CAAS_GATEWAY_CONSUMER_GROUP": f"load-gateway-{stamp}",
-            "CAAS_GATEWAY_REDIS_PREFIX": f"load-gateway-{stamp}",
+            # A new group starts at the end of the topics.
+            "CAAS_GATEWAY_CONSUMER_GROUP": f"load-gateway-{tag}",
+            "CAAS_GATEWAY_REDIS_PREFIX": f"load-gateway-{tag}",
             # The seq comes from the bench's logger.
+            "CAAS_LOGGER_GROUP_ID": logger_group,
             "CAAS_MONGODB_DATABASE": bench_database(stamp),
         }))
-    wait_http(f"http://127.0.0.1:{PORT_INGEST}/ready", 90)
+    WORKERS["logger_group"] = logger_group
     wait_http(f"http://127.0.0.1:{PORT_BENCH_LOGGER_OPS}/ready", 90)
     for port in PORTS_GATEWAY:
         wait_http(f"http://127.0.0.1:{port}/health", 90)
+
+
+def stop_workers(processes):
+    processes.stop("logger")
+    for port in PORTS_GATEWAY:
+        processes.stop(f"gateway-{port}")
 
 
 class StackPause:
@@ -372,7 +392,7 @@ def pid_of(processes, name):
 # ---------------------------------------------------------------------------------------------
 # Scenarios
 
-def scenario_ingest(profile, build, runs, results):
+def scenario_ingest(profile, build, runs, results, processes, stamp):
     systems = {
         "ours": f"http://127.0.0.1:{PORT_INGEST}/webhooks/whatsapp",
         "peer": f"http://127.0.0.1:{PORT_PEER_WEBHOOK}/webhooks/whatsapp",
@@ -387,6 +407,18 @@ def scenario_ingest(profile, build, runs, results):
                     "--url", f"http://127.0.0.1:{PORT_INGEST}/webhooks/whatsapp",
                     "--rate", 1, "--warmup", 0, "--duration", 1, "--drain", 0],
             runs, "ingest-prepare-handoff")
+    # Our logger and gateways would store and fan out every webhook measured here, on the same
+    # two cores, while the peer's webhooks go to a topic nobody consumes: they are stopped while
+    # ingest is measured and start again after it in new groups at the end of the topics.
+    time.sleep(2)  # the handoffs reach the logger
+    stop_workers(processes)
+    try:
+        measure_ingest(profile, build, runs, results, systems, common)
+    finally:
+        start_workers(processes, build, stamp)
+
+
+def measure_ingest(profile, build, runs, results, systems, common):
     per_system = {name: [] for name in systems}
     for round_index in range(profile["rounds"]):
         for name, url in systems.items():  # A B (C) A B (C) ...
@@ -430,10 +462,11 @@ def scenario_ingest(profile, build, runs, results):
     results["ingest"] = {"summary": summary, "runs": per_system}
 
 
-def scenario_e2e(profile, build, runs, results):
+def scenario_e2e(profile, build, runs, results, stamp):
     operators = profile["e2e_operators"]
     out = []
     for rate in profile["e2e_rates"]:
+        settle_logger(build, stamp, results, f"e2e-ours-rate{rate}")
         result = loadgen(build, [
             "deliver", "--servers", ",".join(f"127.0.0.1:{port}" for port in PORTS_GATEWAY),
             "--sockets", operators, "--rooms", operators, "--handoff",
@@ -445,7 +478,7 @@ def scenario_e2e(profile, build, runs, results):
     results["e2e"] = out
 
 
-def scenario_fanout(profile, build, runs, results):
+def scenario_fanout(profile, build, runs, results, stamp):
     systems = {"ours": PORTS_GATEWAY, "peer": PORTS_PEER_GATEWAY}
     out = []
     for sockets, rate, rounds in profile["fanout"]:
@@ -453,6 +486,7 @@ def scenario_fanout(profile, build, runs, results):
         entry = {"sockets": sockets, "rate": rate, "runs": {name: [] for name in systems}}
         for round_index in range(rounds):
             for name, ports in systems.items():
+                settle_logger(build, stamp, results, f"fanout-{sockets}-{name}-r{round_index}")
                 entry["runs"][name].append(loadgen(build, [
                     "deliver", "--servers", ",".join(f"127.0.0.1:{port}" for port in ports),
                     "--sockets", sockets, "--rooms", 1, "--handoff", "--connect-concurrency", 128,
@@ -515,15 +549,37 @@ def group_lag(build, group):
     return None
 
 
+def settle_logger(build, stamp, results, label, timeout=240.0):
+    """Wait until the bench's logger has stored everything produced so far (its group's lag is
+    0), so a delivery scenario does not measure the backlog of the one before it (every
+    delivery waits for the logger's `seq`). How long it took is kept in results["settled"]."""
+    group = WORKERS["logger_group"]
+    began = time.time()
+    lag = group_lag(build, group)
+    while lag and time.time() - began < timeout:
+        time.sleep(1.0)
+        lag = group_lag(build, group)
+    waited = time.time() - began
+    results.setdefault("settled", {})[label] = {"seconds": round(waited, 1), "lag_left": lag}
+    if waited > 2:
+        log(f"{label}: waited {waited:.0f} s for the bench logger to store the backlog (lag left: {lag})")
+
+
 def drop_database(name):
-    """A scratch database of the bench: drop it (pymongo when installed)."""
+    """A scratch database of the bench: dropped by a detached process (pymongo when installed),
+    since SecantusDB can take minutes over a database of a million events and the report need
+    not wait for it."""
+    script = (
+        "import sys, pymongo\n"
+        "client = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=5000, socketTimeoutMS=900000)\n"
+        "client.drop_database(sys.argv[2])\n"
+    )
+    uri = STACK_ENV.get("CAAS_MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true")
     try:
-        import pymongo
-        client = pymongo.MongoClient(STACK_ENV.get("CAAS_MONGODB_URI", "mongodb://127.0.0.1:27017/?directConnection=true"),
-                                     serverSelectionTimeoutMS=5000, socketTimeoutMS=60000)
-        client.drop_database(name)
-        client.close()
-    except Exception as error:
+        subprocess.Popen([sys.executable, "-c", script, uri, name], start_new_session=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log(f"dropping the scratch database {name} in the background")
+    except OSError as error:
         log(f"could not drop the scratch database {name}: {error}")
 
 
@@ -555,6 +611,8 @@ def scenario_drain(profile, build, runs, results, processes):
             "CAAS_GATEWAY_CONSUMER_GROUP": f"load-drain-gateway-{stamp}",
             "CAAS_GATEWAY_REDIS_PREFIX": f"load-drain-{stamp}",
             "CAAS_GATEWAY_OFFSET_RESET": "earliest",
+            # Its seqs come from the drain logger (whose progress it checks), not the stack's.
+            "CAAS_LOGGER_GROUP_ID": f"load-drain-logger-{stamp}",
             "CAAS_MONGODB_DATABASE": database,
         }),
     }
@@ -971,7 +1029,10 @@ def main():
         f"- binaries: `{build}` builds of ingest ({PORT_INGEST}), two gateways ({PORTS_GATEWAY[0]}, {PORTS_GATEWAY[1]}, "
         "own consumer group and adapter prefix) and a logger (own consumer group, started at the end of the topics) "
         "started by the bench against the shared stack's Kafka, registry, SecantusDB and Redis; the logger and the "
-        "gateways use a database of their own, dropped at the end.",
+        "gateways use a database of their own, dropped at the end. The logger and the gateways are stopped while "
+        "the ingest scenario measures (they would store and fan out every webhook measured, on the same cores, "
+        "while the peer's webhooks go to a topic nobody consumes) and start again after it in new consumer "
+        "groups at the end of the topics.",
         "- the stack's own services (debug builds from `make up`: " + ", ".join(STACK_PAUSED) + ") are paused "
         "with SIGSTOP after the chatbot scenario (which needs them) and resumed with SIGCONT at the end, so they "
         "do not compete for the cores; the simulator, Kafka, the registry, SecantusDB and Redis keep running. "
@@ -982,6 +1043,10 @@ def main():
         "- no CPU pinning: the machine has 2 cores, and Kafka, SecantusDB, the registry and the other workers "
         "share them; pinning the system under test to one core would halve it. The load generator's CPU "
         "seconds are in each run's JSON (`loadgen.cpu_seconds`).",
+        f"- before each end-to-end and fan-out run the bench waits until its logger has stored what the "
+        f"earlier scenarios produced (`target/{build}/caasctl lag --group load-logger-{stamp} --json` "
+        f"reads 0), so no run measures the previous one's backlog; the waits are in results.json "
+        f"under `settled`.",
     ]
     processes = Processes(logs)
     results = dict(earlier)
@@ -997,11 +1062,11 @@ def main():
                 pause.pause()
             try:
                 if scenario == "ingest":
-                    scenario_ingest(profile, build, runs, results)
+                    scenario_ingest(profile, build, runs, results, processes, stamp)
                 elif scenario == "e2e":
-                    scenario_e2e(profile, build, runs, results)
+                    scenario_e2e(profile, build, runs, results, stamp)
                 elif scenario == "fanout":
-                    scenario_fanout(profile, build, runs, results)
+                    scenario_fanout(profile, build, runs, results, stamp)
                 elif scenario == "connections":
                     scenario_connections(profile, build, runs, results, processes, stamp)
                 elif scenario == "drain":
