@@ -52,6 +52,8 @@ pub struct Fleet {
     window: Arc<OnceLock<(u64, u64)>>,
     shards: Arc<Vec<Mutex<Option<Recorder>>>>,
     received_total: Arc<AtomicU64>,
+    /// Every other event the fleet received (room updates, presence, acks).
+    other_total: Arc<AtomicU64>,
     stop: watch::Sender<bool>,
     tasks: tokio::task::JoinSet<()>,
 }
@@ -66,6 +68,7 @@ impl Fleet {
         let shards: Arc<Vec<Mutex<Option<Recorder>>>> =
             Arc::new((0..SHARDS).map(|_| Mutex::new(None)).collect());
         let received_total = Arc::new(AtomicU64::new(0));
+        let other_total = Arc::new(AtomicU64::new(0));
         let permits = Arc::new(Semaphore::new(config.connect_concurrency.max(1)));
         let (ready_sender, mut ready_receiver) =
             tokio::sync::mpsc::unbounded_channel::<Result<(), String>>();
@@ -78,6 +81,7 @@ impl Fleet {
             let window = window.clone();
             let shards = shards.clone();
             let received_total = received_total.clone();
+            let other_total = other_total.clone();
             tasks.spawn(async move {
                 let permit = permits.acquire_owned().await.expect("semaphore open");
                 let setup =
@@ -99,7 +103,7 @@ impl Fleet {
                 };
                 drop(ready);
                 let shard = &shards[index % SHARDS];
-                listen(stream, stop, &window, shard, &received_total).await;
+                listen(stream, stop, &window, shard, &received_total, &other_total).await;
             });
         }
         drop(ready_sender);
@@ -118,9 +122,34 @@ impl Fleet {
             window,
             shards,
             received_total,
+            other_total,
             stop,
             tasks,
         }
+    }
+
+    /// Wait until no event has arrived for `quiet` (at most `max`): what joining and handing
+    /// off set going (every handoff's `conversation.updated` goes to the whole tenant room, so
+    /// 1,000 operators handing off 1,000 conversations receive a million updates) must not
+    /// queue in front of the measured messages. Returns how long it waited and the events seen.
+    pub async fn settle(&self, quiet: Duration, max: Duration) -> (Duration, u64) {
+        let began = tokio::time::Instant::now();
+        let count = || {
+            self.other_total.load(Ordering::Relaxed) + self.received_total.load(Ordering::Relaxed)
+        };
+        let mut last = count();
+        let mut last_change = tokio::time::Instant::now();
+        while began.elapsed() < max {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = count();
+            if now != last {
+                last = now;
+                last_change = tokio::time::Instant::now();
+            } else if last_change.elapsed() >= quiet {
+                break;
+            }
+        }
+        (began.elapsed(), last)
     }
 
     /// From now on record `message.new` events stamped inside `[start, end)` (epoch µs).
@@ -261,6 +290,7 @@ async fn listen(
     window: &OnceLock<(u64, u64)>,
     shard: &Mutex<Option<Recorder>>,
     received_total: &AtomicU64,
+    other_total: &AtomicU64,
 ) {
     let (mut sink, mut source) = stream.split();
     loop {
@@ -282,6 +312,8 @@ async fn listen(
                     }
                 } else if text.starts_with('1') || text.starts_with("41") {
                     return;
+                } else {
+                    other_total.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }

@@ -176,9 +176,15 @@ async fn deliver(send: SendArgs, fleet_args: FleetArgs, drain: f64) -> Value {
     if fleet.connected == 0 {
         return json!({ "fleet": fleet_json, "error": "no socket connected" });
     }
-    // Let the handoffs reach the chatbot before the first message.
+    // Let the handoffs reach the chatbot, and their updates reach every socket, before the
+    // first message.
+    let mut settled = json!(null);
     if fleet_args.handoff {
         tokio::time::sleep(Duration::from_secs(2)).await;
+        let (waited, events) = fleet
+            .settle(Duration::from_secs(1), Duration::from_secs(180))
+            .await;
+        settled = json!({ "seconds": waited.as_secs_f64(), "events_before_measuring": events });
     }
     let start = now_micros() + (send.warmup * 1e6) as u64;
     fleet.measure(start, start + (send.duration * 1e6) as u64);
@@ -198,6 +204,7 @@ async fn deliver(send: SendArgs, fleet_args: FleetArgs, drain: f64) -> Value {
         "send": sent.to_json(send.load()),
         "delivered": delivered.map(|recorder| recorder.summary()),
         "received_total": received_total,
+        "settled_after_handoff": settled,
         "expected_deliveries": expected,
         "delivered_ratio": if expected == 0 { 0.0 } else { delivered_count as f64 / expected as f64 },
         "sockets_per_room": sockets_per_room,
