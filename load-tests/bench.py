@@ -61,9 +61,9 @@ FULL = dict(
     ingest_customers=1000, kafka_records=100_000,
     e2e_operators=1000, e2e_rates=[100, 300, 1000], e2e_warmup=2.0, e2e_duration=8.0,
     # (sockets in the room, messages per second, rounds)
-    fanout=[(1000, 10, 3), (5000, 4, 1), (10000, 2, 1)], fanout_warmup=2.0, fanout_duration=8.0,
+    fanout=[(1000, 10, 3), (5000, 4, 3), (10000, 2, 3)], fanout_warmup=2.0, fanout_duration=8.0,
     idle_sockets=10000,
-    drain_backlog=500_000, drain_timeout=240.0,
+    drain_backlog=500_000, drain_timeout=180.0,
     bot_count=30, bot_rate=3.0, bot_wait=20, listen_after=5,
     # The stack's sender allows 20 sends/s per number (CAAS_SENDER_RATE_PER_SECOND).
     campaign_recipients=600, campaign_rate=15.0,
