@@ -1044,7 +1044,7 @@ def main():
         "share them; pinning the system under test to one core would halve it. The load generator's CPU "
         "seconds are in each run's JSON (`loadgen.cpu_seconds`).",
         f"- before each end-to-end and fan-out run the bench waits until its logger has stored what the "
-        f"earlier scenarios produced (`target/{build}/caasctl lag --group load-logger-{stamp} --json` "
+        f"earlier scenarios produced (`target/{build}/caasctl lag --group load-logger-{stamp}-<generation> --json` "
         f"reads 0), so no run measures the previous one's backlog; the waits are in results.json "
         f"under `settled`.",
     ]
