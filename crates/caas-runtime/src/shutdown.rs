@@ -72,8 +72,11 @@ impl<T: Send + 'static> Spawned<T> {
 pub fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
+    // The handlers are installed here, before the caller starts serving: a SIGTERM that comes
+    // right after "service started" must not meet the default disposition (exit 143).
+    let signals = Signals::install();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.wait().await;
         tracing::info!("shutdown signal received, finishing in-flight work");
         trigger.cancel();
     });
@@ -81,19 +84,54 @@ pub fn shutdown_token() -> CancellationToken {
 }
 
 #[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::error!(%error, "cannot listen for SIGTERM; only SIGINT will stop this process");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+struct Signals {
+    terminate: Option<tokio::signal::unix::Signal>,
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let terminate = signal(SignalKind::terminate())
+            .map_err(|error| tracing::error!(%error, "cannot listen for SIGTERM"))
+            .ok();
+        let interrupt = signal(SignalKind::interrupt())
+            .map_err(|error| tracing::error!(%error, "cannot listen for SIGINT"))
+            .ok();
+        Self {
+            terminate,
+            interrupt,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+    }
+
+    async fn wait(mut self) {
+        async fn next(signal: Option<&mut tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+        tokio::select! {
+            () = next(self.terminate.as_mut()) => {}
+            () = next(self.interrupt.as_mut()) => {}
+        }
+    }
+}
+
+#[cfg(not(unix))]
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn install() -> Self {
+        Self
+    }
+
+    async fn wait(self) {
+        wait_for_signal().await;
     }
 }
 
