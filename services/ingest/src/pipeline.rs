@@ -475,6 +475,80 @@ mod tests {
         assert_eq!(dedupe.record("a").as_deref(), Some("done"));
     }
 
+    /// The memory store whose `done` marks wait until the test opens the gate.
+    #[derive(Clone)]
+    struct GatedMarks {
+        inner: MemoryDedupe,
+        gate: Arc<tokio::sync::Semaphore>,
+    }
+
+    impl DedupeStore for GatedMarks {
+        async fn claim(
+            &self,
+            event_id: &str,
+            token: &str,
+            ttl: Duration,
+        ) -> Result<ClaimState, crate::dedupe::DedupeError> {
+            self.inner.claim(event_id, token, ttl).await
+        }
+
+        async fn mark_done(
+            &self,
+            event_id: &str,
+            ttl: Duration,
+        ) -> Result<(), crate::dedupe::DedupeError> {
+            let _permit = self.gate.acquire().await.expect("gate open");
+            self.inner.mark_done(event_id, ttl).await
+        }
+
+        async fn release(
+            &self,
+            event_id: &str,
+            token: &str,
+        ) -> Result<(), crate::dedupe::DedupeError> {
+            self.inner.release(event_id, token).await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_answer_does_not_wait_for_the_done_mark_and_shutdown_does() {
+        let store = GatedMarks {
+            inner: MemoryDedupe::default(),
+            gate: Arc::new(tokio::sync::Semaphore::new(0)),
+        };
+        let pipeline = Pipeline::new(RecordingSink::default(), store.clone(), settings());
+        let root = TraceParent::new_root();
+        let delivered = tokio::time::timeout(
+            Duration::from_secs(5),
+            pipeline.deliver("whatsapp", &[message("a")], &root),
+        )
+        .await
+        .expect("answered while the mark is still held back")
+        .unwrap();
+        assert_eq!(delivered.produced, 1);
+        assert!(
+            store
+                .inner
+                .record("a")
+                .is_some_and(|r| r.starts_with("claim:")),
+            "answered before the mark: the record is still our claim"
+        );
+
+        let settled = pipeline.settled();
+        tokio::pin!(settled);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), &mut settled)
+                .await
+                .is_err(),
+            "settled() waits for the pending mark"
+        );
+        store.gate.add_permits(1);
+        tokio::time::timeout(Duration::from_secs(5), settled)
+            .await
+            .expect("settled once the mark is written");
+        assert_eq!(store.inner.record("a").as_deref(), Some("done"));
+    }
+
     #[tokio::test]
     async fn without_the_store_events_are_still_produced() {
         let dedupe = MemoryDedupe::default();

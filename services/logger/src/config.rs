@@ -222,6 +222,7 @@ mod tests {
         assert!(!config.topics.contains(&topics::PRESENCE_EVENTS.to_string()));
         assert_eq!(config.group_id, "caas-logger");
         assert_eq!(config.batch_max_records, 1000);
+        assert_eq!(config.batch_max_wait, Duration::from_millis(20));
         assert_eq!(config.retention, Retention::default());
         assert_eq!(
             config.announce_prefix.as_deref(),
