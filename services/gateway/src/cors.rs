@@ -26,6 +26,12 @@ use crate::domain::origin::AllowedOrigins;
 /// engineioxide does, so no request reaches socket.io around the check.
 pub const SOCKET_IO_PATH: &str = "/socket.io";
 
+/// Whether a request goes to the socket.io endpoint (the origin guard and
+/// [`crate::detach`] act on these only).
+pub fn is_socket_io(uri: &axum::http::Uri) -> bool {
+    uri.path().starts_with(SOCKET_IO_PATH)
+}
+
 /// How long a browser may cache a preflight answer.
 const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
@@ -71,7 +77,7 @@ async fn guard_socket_io(
     request: Request,
     next: Next,
 ) -> Response {
-    if !request.uri().path().starts_with(SOCKET_IO_PATH) {
+    if !is_socket_io(request.uri()) {
         return next.run(request).await;
     }
     let origin = request

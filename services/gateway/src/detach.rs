@@ -11,13 +11,13 @@
 use axum::extract::{OriginalUri, Request};
 use axum::http::{HeaderMap, HeaderValue, Uri};
 
-use crate::cors::SOCKET_IO_PATH;
+use crate::cors::is_socket_io;
 
 /// The request with its URI (and axum's copy of it) and header values copied out of the
 /// connection's read buffer. Only socket.io requests are copied: a REST request's parts die
 /// with the request, so copying them would be work for nothing.
 pub async fn detach(request: Request) -> Request {
-    if !request.uri().path().starts_with(SOCKET_IO_PATH) {
+    if !is_socket_io(request.uri()) {
         return request;
     }
     let (mut parts, body) = request.into_parts();
