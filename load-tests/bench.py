@@ -556,7 +556,9 @@ def settle_logger(build, stamp, results, label, timeout=240.0):
     group = WORKERS["logger_group"]
     began = time.time()
     lag = group_lag(build, group)
-    while lag and time.time() - began < timeout:
+    # None means Kafka could not say (no members yet, or caasctl failed): that is not "settled";
+    # it is asked again for a while before the run goes on and records it as unknown.
+    while time.time() - began < timeout and (lag or (lag is None and time.time() - began < 30)):
         time.sleep(1.0)
         lag = group_lag(build, group)
     waited = time.time() - began
